@@ -1,0 +1,159 @@
+"""The `codirector` command.
+
+One error boundary (`run`) turns the errors of `codirector.errors` into exit codes: a `UserError` prints the
+input and the fix on stderr and exits 2, another `CodirectorError` exits 1, Ctrl-C exits 130. Bad input never
+shows a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from codirector import __version__
+from codirector.config import Config, load_config
+from codirector.errors import CodirectorError, SchemaValidationError, UserError
+from codirector.log import configure_logging
+from codirector.media import JobMediaError
+
+__all__ = ["cli", "main", "run"]
+
+_KINDS = [
+    "job",
+    "audio_report",
+    "visual_report",
+    "co_reasoning",
+    "storyline",
+    "render_plan",
+    "render_manifest",
+]
+
+
+def _report_user_error(error: UserError) -> None:
+    """Print a user error: one line, or one line per located issue followed by the fix."""
+    issues = error.issues if isinstance(error, SchemaValidationError | JobMediaError) else []
+    if len(issues) > 1:
+        for issue in issues:
+            click.echo(f"error: {error.source}: {issue}", err=True)
+        click.echo(f"fix: {error.fix}", err=True)
+    else:
+        click.echo(f"error: {error}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="codirector")
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default=None,
+    help="Log verbosity (default: $CODIRECTOR_LOG_LEVEL or WARNING).",
+)
+@click.pass_context
+def cli(ctx: click.Context, log_level: str | None) -> None:
+    """codirector: plan and render long, audio-driven avatar videos.
+
+    A co-reasoning director turns reference images, audio and your words into a storyline of shots; a
+    spatio-temporal cascade renders it. Run `codirector doctor` to see what this machine can do.
+    """
+    config = load_config(log_level=log_level.upper() if log_level else None)
+    configure_logging(config.log_level)
+    ctx.obj = config
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--kind", type=click.Choice(_KINDS), default=None, help="Force the file kind instead of detecting it.")
+@click.option("--no-media", is_flag=True, help="Skip opening the images and audio a job names.")
+def validate(files: tuple[Path, ...], kind: str | None, no_media: bool) -> int:
+    """Check FILES (jobs, storylines, render plans, manifests, reports) against their schemas.
+
+    Each file is checked with its JSON Schema and its pydantic model; every error is reported with its JSON
+    path. For a job, every image and audio file it names is opened too. Exits 2 if any file is invalid.
+    """
+    from codirector.api import validate_file
+
+    failed = 0
+    for path in files:
+        try:
+            report = validate_file(path, kind=kind, check_media=not no_media)
+        except UserError as error:
+            _report_user_error(error)
+            failed += 1
+            continue
+        click.echo(f"ok: {path}: {report.summary}")
+    return 2 if failed else 0
+
+
+@cli.group()
+def schema() -> None:
+    """Export or show the JSON Schemas (Draft 2020-12) of codirector's files."""
+
+
+@schema.command("export")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def schema_export(directory: Path) -> None:
+    """Write one <kind>.schema.json per file kind into DIRECTORY."""
+    from codirector.schemas import export_json_schemas
+
+    for path in export_json_schemas(directory):
+        click.echo(str(path))
+
+
+@schema.command("show")
+@click.argument("kind", type=click.Choice(_KINDS))
+def schema_show(kind: str) -> None:
+    """Print the JSON Schema of KIND."""
+    from codirector.schemas import json_schema
+
+    click.echo(json.dumps(json_schema(kind), indent=2))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+@click.pass_obj
+def doctor(config: Config, as_json: bool) -> None:
+    """Show what is installed and usable: torch and its devices, ffmpeg, packaged models, a GPU."""
+    from codirector.doctor import run_checks
+
+    checks = run_checks(config)
+    if as_json:
+        click.echo(json.dumps([check.to_dict() for check in checks], indent=2))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    marks = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "missing": "[red]missing[/]"}
+    table = Table(title=f"codirector {__version__}", show_lines=False)
+    for column in ("group", "check", "status", "detail", "to fix"):
+        table.add_column(column, overflow="fold")
+    for check in checks:
+        table.add_row(check.group, check.name, marks[check.status], escape(check.detail), escape(check.hint))
+    Console(width=max(Console().width, 140)).print(table)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (the error boundary)."""
+    try:
+        result = cli.main(args=argv, prog_name="codirector", standalone_mode=False)
+    except UserError as error:
+        _report_user_error(error)
+        return UserError.exit_code
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except CodirectorError as error:
+        click.echo(f"error: {error}", err=True)
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(run())
