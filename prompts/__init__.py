@@ -1,4 +1,4 @@
-"""Prompt templates as files: one per purpose under prompts/<agent>/, front matter plus Jinja2 (docs/prompts.md).
+"""Prompt templates as files: one per purpose under prompts/<agent>/, front matter plus Jinja2.
 
 Shipped as package data, so `importlib.resources.files("codirector.prompts")` finds them in any install.
 """
