@@ -39,7 +39,7 @@ def test_assembled_model_is_reused(tmp_path: Path) -> None:
 def test_missing_part_fails_cleanly(tmp_path: Path) -> None:
     source, parts = make_parts(tmp_path / "src")
     parts[1].unlink()
-    with pytest.raises(FileNotFoundError, match="model.bin.part2"):
+    with pytest.raises(FileNotFoundError, match=r"model\.bin\.part2"):
         assemble_parts(source, parts, tmp_path / "m", "model.bin")
     assert not (tmp_path / "m").exists()
 
