@@ -18,18 +18,11 @@ from codirector.config import Config, load_config
 from codirector.errors import CodirectorError, SchemaValidationError, UserError
 from codirector.log import configure_logging
 from codirector.media import JobMediaError
+from codirector.schemas import DOCUMENT_TYPES
 
 __all__ = ["cli", "main", "run"]
 
-_KINDS = [
-    "job",
-    "audio_report",
-    "visual_report",
-    "co_reasoning",
-    "storyline",
-    "render_plan",
-    "render_manifest",
-]
+_KINDS = list(DOCUMENT_TYPES)
 
 
 def _report_user_error(error: UserError) -> None:

@@ -13,6 +13,8 @@ import numpy as np
 
 from codirector.errors import MediaError, ValidationIssue
 from codirector.schemas.base import Loc
+from codirector.schemas.documents import json_path
+from codirector.schemas.job import Job
 
 __all__ = [
     "AudioInfo",
@@ -94,23 +96,17 @@ def probe_image(path: str | Path) -> ImageInfo:
     return ImageInfo(Path(path), width, height, "RGB")
 
 
-def load_audio(path: str | Path, sample_rate: int | None = 16_000, mono: bool = True) -> AudioSignal:
-    """Decode an audio file to float32 samples, resampled to `sample_rate` (None keeps the file's rate).
-
-    Args:
-        path: any file with an audio stream that ffmpeg can decode.
-        sample_rate: target rate in Hz; 16 kHz suits Whisper and the prosody analysis.
-        mono: mix all channels down to one.
-    """
+def _decode_audio(path: Path, sample_rate: int | None, mono: bool) -> tuple[np.ndarray, int, str]:
+    """Decode the first audio stream to float32 (num_channels, num_samples); returns samples, rate, codec."""
     import av
 
-    path = Path(path)
     _require_file(path, _AUDIO_FIX)
     try:
         with av.open(str(path)) as container:
             if not container.streams.audio:
                 raise MediaError(path, "has no audio stream", _AUDIO_FIX)
             stream = container.streams.audio[0]
+            codec = stream.codec_context.name
             rate = sample_rate or stream.codec_context.sample_rate
             resampler = av.AudioResampler(format="fltp", layout="mono" if mono else stream.layout.name, rate=rate)
             chunks = []
@@ -119,23 +115,29 @@ def load_audio(path: str | Path, sample_rate: int | None = 16_000, mono: bool = 
             chunks += [resampled.to_ndarray() for resampled in resampler.resample(None)]
     except av.error.FFmpegError as error:
         raise MediaError(path, f"cannot be decoded as audio ({error})", _AUDIO_FIX) from None
-    if not chunks:
-        raise MediaError(path, "contains no audio samples", _AUDIO_FIX)
-    samples = np.concatenate(chunks, axis=1).astype(np.float32)
+    samples = np.concatenate(chunks, axis=1).astype(np.float32) if chunks else np.zeros((1, 0), np.float32)
     if samples.shape[1] == 0:
         raise MediaError(path, "contains no audio samples", _AUDIO_FIX)
+    return samples, rate, codec
+
+
+def load_audio(path: str | Path, sample_rate: int | None = 16_000, mono: bool = True) -> AudioSignal:
+    """Decode an audio file to float32 samples, resampled to `sample_rate` (None keeps the file's rate).
+
+    Args:
+        path: any file with an audio stream that ffmpeg can decode.
+        sample_rate: target rate in Hz; 16 kHz suits Whisper and the prosody analysis.
+        mono: mix all channels down to one.
+    """
+    samples, rate, _ = _decode_audio(Path(path), sample_rate, mono)
     return AudioSignal(samples[0] if mono else samples, rate)
 
 
 def probe_audio(path: str | Path) -> AudioInfo:
     """Decode a whole audio file (so truncated files are caught) and report its exact duration."""
-    import av
-
     path = Path(path)
-    signal = load_audio(path, sample_rate=None, mono=False)
-    with av.open(str(path)) as container:
-        codec = container.streams.audio[0].codec_context.name
-    return AudioInfo(path, signal.duration_s, signal.sample_rate, signal.samples.shape[0], codec)
+    samples, rate, codec = _decode_audio(path, None, mono=False)
+    return AudioInfo(path, samples.shape[1] / rate, rate, samples.shape[0], codec)
 
 
 class JobMediaError(MediaError):
@@ -160,13 +162,8 @@ class JobMedia:
         return max(info.duration_s for info in self.audio.values())
 
 
-def probe_job_media(job: object, source: str | Path = "job") -> JobMedia:
+def probe_job_media(job: Job, source: str | Path = "job") -> JobMedia:
     """Open every image and audio file a `Job` names; raises `JobMediaError` listing every bad one."""
-    from codirector.schemas.documents import json_path
-    from codirector.schemas.job import Job
-
-    if not isinstance(job, Job):
-        raise TypeError(f"expected a Job, got {type(job).__name__}")
     images: dict[Loc, ImageInfo] = {}
     audio: dict[Loc, AudioInfo] = {}
     issues: list[ValidationIssue] = []

@@ -169,13 +169,6 @@ class Job(Document):
         RuleViolation.raise_if_any(issues)
         return self
 
-    def character(self, character_id: str) -> CharacterSpec:
-        """The character with this id; KeyError if there is none."""
-        for character in self.characters:
-            if character.id == character_id:
-                return character
-        raise KeyError(character_id)
-
     def media_paths(self) -> list[tuple[Loc, Path, Literal["image", "audio"]]]:
         """Every media file the job names, with the field it comes from."""
         found: list[tuple[Loc, Path, Literal["image", "audio"]]] = []

@@ -149,13 +149,9 @@ class Storyline(Document):
         issues: list[tuple[Loc, str]] = check_unique((c.id for c in self.characters), "characters", "character id")
         spans = [(shot.start_s, shot.end_s) for shot in self.shots]
         issues += check_tiling(spans, self.duration_s, 1.0 / self.fps, "shots")
-        issues += check_speakers(
-            [shot.speakers for shot in self.shots],
-            known={c.id for c in self.characters},
-            voiced={c.id for c in self.characters if c.audio is not None},
-            field="shots",
-        )
         known = {c.id for c in self.characters}
+        voiced = {c.id for c in self.characters if c.audio is not None}
+        issues += check_speakers([shot.speakers for shot in self.shots], known, voiced, field="shots")
         for index, shot in enumerate(self.shots):
             if shot.gaze.character_id is not None and shot.gaze.character_id not in known:
                 issues.append(

@@ -23,7 +23,7 @@ def check_inside(
 
 
 def check_ordered(spans: Sequence[tuple[float, float]], field: str) -> list[tuple[Loc, str]]:
-    """Spans must be sorted by start time (they may touch, and for words of one track they never overlap)."""
+    """Spans must be sorted by start time; they may touch or overlap (an utterance may hold a pause)."""
     return [
         (
             (field, index, "start_s"),

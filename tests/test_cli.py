@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import pytest
 import yaml
-from conftest import EXAMPLES, write_wav
+from helpers import EXAMPLES, write_wav
 from samples import sample
 
 from codirector.cli import cli, run

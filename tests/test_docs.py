@@ -13,7 +13,7 @@ import sys
 from enum import StrEnum
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 from pydantic import BaseModel
 
 from codirector.schemas import Job, vocab

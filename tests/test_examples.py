@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES, require_tools
+from helpers import EXAMPLES, require_tools
 
 from codirector.api import validate_file
 from codirector.media import load_audio

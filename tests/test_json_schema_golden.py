@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import REPO
+from helpers import REPO
 
 from codirector.schemas import DOCUMENT_TYPES, export_json_schemas
 

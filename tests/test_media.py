@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_image, write_wav
+from helpers import write_image, write_wav
 
 from codirector.errors import MediaError
 from codirector.media import load_audio, load_image, probe_audio, probe_image
