@@ -14,11 +14,12 @@ from pathlib import Path
 import click
 
 from codirector import __version__
+from codirector.api import validate_file
 from codirector.config import Config, load_config
 from codirector.errors import CodirectorError, SchemaValidationError, UserError
 from codirector.log import configure_logging
 from codirector.media import JobMediaError
-from codirector.schemas import DOCUMENT_TYPES
+from codirector.schemas import DOCUMENT_TYPES, export_json_schemas, json_schema
 
 __all__ = ["cli", "main", "run"]
 
@@ -66,8 +67,6 @@ def validate(files: tuple[Path, ...], kind: str | None, no_media: bool) -> int:
     Each file is checked with its JSON Schema and its pydantic model; every error is reported with its JSON
     path. For a job, every image and audio file it names is opened too. Exits 2 if any file is invalid.
     """
-    from codirector.api import validate_file
-
     failed = 0
     for path in files:
         try:
@@ -89,8 +88,6 @@ def schema() -> None:
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 def schema_export(directory: Path) -> None:
     """Write one <kind>.schema.json per file kind into DIRECTORY."""
-    from codirector.schemas import export_json_schemas
-
     for path in export_json_schemas(directory):
         click.echo(str(path))
 
@@ -99,8 +96,6 @@ def schema_export(directory: Path) -> None:
 @click.argument("kind", type=click.Choice(_KINDS))
 def schema_show(kind: str) -> None:
     """Print the JSON Schema of KIND."""
-    from codirector.schemas import json_schema
-
     click.echo(json.dumps(json_schema(kind), indent=2))
 
 

@@ -38,7 +38,6 @@ class ImageInfo:
     path: Path
     width: int
     height: int
-    mode: str
 
     @property
     def aspect(self) -> float:
@@ -93,7 +92,7 @@ def probe_image(path: str | Path) -> ImageInfo:
     """Check that an image decodes completely and report its size."""
     pixels = load_image(path)
     height, width = pixels.shape[:2]
-    return ImageInfo(Path(path), width, height, "RGB")
+    return ImageInfo(Path(path), width, height)
 
 
 def _decode_audio(path: Path, sample_rate: int | None, mono: bool) -> tuple[np.ndarray, int, str]:
