@@ -27,6 +27,8 @@ _LAZY = {
     "load_job": "codirector.api",
     "load_document": "codirector.api",
     "validate_file": "codirector.api",
+    "plan": "codirector.api",
+    "Plan": "codirector.schemas",
     "ValidationReport": "codirector.api",
     "Job": "codirector.schemas",
     "Storyline": "codirector.schemas",
@@ -37,9 +39,9 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:
-    from codirector.api import ValidationReport, load_document, load_job, validate_file  # noqa: F401
+    from codirector.api import ValidationReport, load_document, load_job, plan, validate_file  # noqa: F401
     from codirector.config import Config, load_config  # noqa: F401
-    from codirector.schemas import Job, RenderManifest, RenderPlan, Storyline  # noqa: F401
+    from codirector.schemas import Job, Plan, RenderManifest, RenderPlan, Storyline  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

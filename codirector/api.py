@@ -9,15 +9,20 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, Any, cast
 
+from codirector.config import Config
 from codirector.media import JobMedia, probe_job_media
-from codirector.schemas import Document, Job, RenderPlan, Storyline
+from codirector.schemas import Document, Job, Plan, RenderPlan, Storyline
 from codirector.schemas import load_document as _load_document
 
-__all__ = ["ValidationReport", "load_document", "load_job", "validate_file"]
+if TYPE_CHECKING:
+    from codirector.agents.providers.base import Provider
+
+__all__ = ["ValidationReport", "load_document", "load_job", "plan", "validate_file"]
 
 
 def load_document(path: str | Path, kind: str | None = None) -> Document:
@@ -79,3 +84,53 @@ def validate_file(path: str | Path, kind: str | None = None, check_media: bool =
     document = _load_document(path, kind)
     media = probe_job_media(document, source=path) if check_media and isinstance(document, Job) else None
     return ValidationReport(path, document, media)
+
+
+def plan(
+    job: Job | str | Path,
+    *,
+    provider: str | Provider | None = None,
+    expert_providers: Mapping[str, str | Provider] | None = None,
+    provider_options: Mapping[str, Any] | None = None,
+    prompts_dir: str | Path | None = None,
+    review: Callable[[Storyline], Storyline | None] | None = None,
+    checkpoint: bool = True,
+    config: Config | None = None,
+    on_update: Callable[[str, Mapping[str, Any]], None] | None = None,
+) -> Plan:
+    """Plan a job with the co-reasoning director: expert reports, co-reasoning, storyline, render plan.
+
+    Args:
+        job: a `Job` or the path of a job file.
+        provider: the LLM provider of every expert: "offline" (default: no model, no network),
+            "openai:MODEL" (OpenAI or any OpenAI-compatible server; pass provider_options={"base_url": ...}),
+            "transformers:PATH" (a local model folder or .gguf file), or a `ChatModel` object.
+        expert_providers: per-expert overrides by "audio", "visual", "text" or "negative".
+        provider_options: options for the providers named by string (base_url, api_key, timeout_s, ...).
+        prompts_dir: a folder of prompt files that override the packaged ones.
+        review: called with the storyline before it is final; return an edited one, or None to accept.
+        checkpoint: resume an interrupted plan and reuse a finished one (SQLite under `Config.home`).
+        config: settings; default from CODIRECTOR_* variables.
+        on_update: progress hook, called after every director node with its name and update.
+
+    Example:
+        >>> import codirector
+        >>> result = codirector.plan("examples/english_portrait/job.yaml")  # doctest: +SKIP
+        >>> [shot.camera.movement.value for shot in result.storyline.shots]  # doctest: +SKIP
+        ['static', 'push_in']
+    """
+    from codirector.agents.director import direct  # the director pulls in LangGraph; load it on first use
+
+    if not isinstance(job, Job):
+        job = load_job(job)
+    return direct(
+        job,
+        provider=provider,
+        expert_providers=expert_providers,
+        provider_options=provider_options,
+        config=config,
+        prompts_dir=Path(prompts_dir) if prompts_dir is not None else None,
+        review=review,
+        checkpoint=checkpoint,
+        on_update=on_update,
+    )

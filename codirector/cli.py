@@ -14,12 +14,12 @@ from pathlib import Path
 import click
 
 from codirector import __version__
-from codirector.api import validate_file
+from codirector.api import load_job, plan, validate_file
 from codirector.config import Config, load_config
 from codirector.errors import CodirectorError, SchemaValidationError, UserError
 from codirector.log import configure_logging
 from codirector.media import JobMediaError
-from codirector.schemas import DOCUMENT_TYPES, export_json_schemas, json_schema
+from codirector.schemas import DOCUMENT_TYPES, Storyline, dump_document, export_json_schemas, json_schema, load_document
 
 __all__ = ["cli", "main", "run"]
 
@@ -97,6 +97,87 @@ def schema_export(directory: Path) -> None:
 def schema_show(kind: str) -> None:
     """Print the JSON Schema of KIND."""
     click.echo(json.dumps(json_schema(kind), indent=2))
+
+
+def _expert_overrides(values: tuple[str, ...]) -> dict[str, str]:
+    overrides = {}
+    for value in values:
+        expert, sep, ref = value.partition("=")
+        if not sep or expert not in {"audio", "visual", "text", "negative"} or not ref:
+            raise click.BadParameter(
+                f"{value!r}: write EXPERT=PROVIDER with EXPERT one of audio, visual, text, negative "
+                "(e.g. visual=openai:gpt-4o)",
+                param_hint="--expert-provider",
+            )
+        overrides[expert] = ref
+    return overrides
+
+
+@cli.command("plan")
+@click.argument("job_file", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the plan (JSON, or YAML for .yaml).",
+)
+@click.option(
+    "--provider", default=None, help="LLM provider for every expert: offline, openai:MODEL, transformers:PATH."
+)
+@click.option(
+    "--expert-provider",
+    "expert_providers",
+    multiple=True,
+    metavar="EXPERT=PROVIDER",
+    help="Per-expert provider, e.g. --expert-provider visual=openai:gpt-4o (repeatable).",
+)
+@click.option("--base-url", default=None, help="Server URL for openai: providers (vLLM, Ollama, llama.cpp...).")
+@click.option(
+    "--prompts",
+    "prompts_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="A folder of prompt files that override the packaged ones.",
+)
+@click.option("--review", is_flag=True, help="Pause to review or edit the storyline before it is final.")
+@click.option("--no-cache", is_flag=True, help="Plan from scratch instead of resuming or reusing a checkpoint.")
+@click.pass_obj
+def plan_command(
+    config: Config, job_file: Path, output: Path, provider: str | None, expert_providers: tuple[str, ...],
+    base_url: str | None, prompts_dir: Path | None, review: bool, no_cache: bool,
+) -> None:  # fmt: skip
+    """Plan JOB_FILE: expert reports, co-reasoning, storyline and render plan, written to --output."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    show = config.progress == "always" or (config.progress == "auto" and console.is_terminal)
+    job = load_job(job_file)
+
+    def on_update(node: str, update: object) -> None:
+        if show:
+            console.log(f"[bold]{node}[/] done")
+
+    def review_storyline(storyline: Storyline) -> Storyline | None:
+        draft = output.with_name(output.stem + ".storyline.yaml")
+        dump_document(storyline, draft)
+        click.echo(f"Review or edit {draft}, then press Enter to continue.", err=True)
+        click.pause(info="")
+        return load_document(draft, "storyline")  # type: ignore[return-value]
+
+    result = plan(
+        job, provider=provider, expert_providers=_expert_overrides(expert_providers),
+        provider_options={"base_url": base_url} if base_url else None, prompts_dir=prompts_dir,
+        review=review_storyline if review else None, checkpoint=not no_cache, config=config, on_update=on_update,
+    )  # fmt: skip
+    dump_document(result, output)
+    storyline = result.storyline
+    reasoning = storyline.reasoning
+    rounds = f"{reasoning.num_rounds} round(s), {len(reasoning.conflicts)} conflict(s)" if reasoning else ""
+    click.echo(
+        f"{output}: {len(storyline.shots)} shots, {len(result.render_plan.segments)} segments over "
+        f"{storyline.duration_s:.2f} s; {rounds}; {len(result.model_calls)} model call(s)"
+    )
 
 
 @cli.command()

@@ -23,6 +23,8 @@ __all__ = [
     "ConfigError",
     "InputFileError",
     "MediaError",
+    "ProviderError",
+    "ProviderNotFoundError",
     "RenderStageError",
     "SchemaValidationError",
     "UserError",
@@ -64,6 +66,10 @@ class ConfigError(UserError):
     """A configuration value (argument or CODIRECTOR_* variable) is invalid."""
 
 
+class ProviderNotFoundError(UserError):
+    """A "provider:model" reference names no known provider, or a model that is not where it says."""
+
+
 @dataclass(frozen=True)
 class ValidationIssue:
     """One schema violation, located by a JSON path such as ``$.shots[2].start_s``."""
@@ -100,6 +106,19 @@ class AgentOutputError(CodirectorError):
         self.agent = agent
         self.raw_output = raw_output
         super().__init__(f"{agent}: {message}")
+
+
+class ProviderError(CodirectorError):
+    """An LLM provider failed: the server is unreachable, timed out after its retries, or refused the request.
+
+    Args:
+        provider: the "provider:model" name.
+        message: what happened, including the server's own words where there are some.
+    """
+
+    def __init__(self, provider: str, message: str) -> None:
+        self.provider = provider
+        super().__init__(f"{provider}: {message}")
 
 
 class BackendNotFoundError(CodirectorError):

@@ -8,6 +8,7 @@ from codirector.schemas.base import SCHEMA_VERSION, Contract, Document, PromptRe
 from codirector.schemas.documents import (
     DOCUMENT_TYPES,
     detect_kind,
+    document_sha256,
     dump_document,
     export_json_schemas,
     json_schema,
@@ -17,6 +18,7 @@ from codirector.schemas.documents import (
 )
 from codirector.schemas.job import CharacterSpec, DirectorOptions, Job, OutputSettings, RenderOptions
 from codirector.schemas.manifest import Artifact, RenderManifest, StageRecord
+from codirector.schemas.plan import ModelCall, Plan, Repair
 from codirector.schemas.reasoning import Conflict, CoReasoningRecord, Finding, Resolution
 from codirector.schemas.render_plan import (
     CharacterBinding,
@@ -30,9 +32,11 @@ from codirector.schemas.reports import (
     AudioReport,
     CharacterAppearance,
     EmotionEstimate,
+    Instruction,
     Lighting,
     Pause,
     Prosody,
+    TextReport,
     Utterance,
     VisualReport,
     Word,
@@ -88,17 +92,21 @@ __all__ = [
     "Gaze",
     "GazeTarget",
     "GlobalStyle",
+    "Instruction",
     "Job",
     "Lighting",
     "Modality",
+    "ModelCall",
     "MotionSpeed",
     "OutputSettings",
     "Pause",
+    "Plan",
     "PromptRef",
     "Prosody",
     "RenderManifest",
     "RenderOptions",
     "RenderPlan",
+    "Repair",
     "Resolution",
     "RuleViolation",
     "Segment",
@@ -110,11 +118,13 @@ __all__ = [
     "StoryCharacter",
     "Storyline",
     "Subject",
+    "TextReport",
     "Utterance",
     "VisualReport",
     "VisualStyle",
     "Word",
     "detect_kind",
+    "document_sha256",
     "dump_document",
     "export_json_schemas",
     "json_schema",

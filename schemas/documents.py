@@ -8,6 +8,7 @@ express (shots tile the timeline, speakers have audio). Every error carries a JS
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -28,6 +29,7 @@ from codirector.errors import InputFileError, SchemaValidationError, ValidationI
 from codirector.schemas.base import Document, Loc, RuleViolation
 from codirector.schemas.job import Job
 from codirector.schemas.manifest import RenderManifest
+from codirector.schemas.plan import Plan
 from codirector.schemas.reasoning import CoReasoningRecord
 from codirector.schemas.render_plan import RenderPlan
 from codirector.schemas.reports import AudioReport, VisualReport
@@ -37,6 +39,7 @@ __all__ = [
     "DOCUMENT_TYPES",
     "JSON_SCHEMA_DIALECT",
     "detect_kind",
+    "document_sha256",
     "dump_document",
     "export_json_schemas",
     "json_path",
@@ -60,6 +63,7 @@ DOCUMENT_TYPES: Mapping[str, type[Document]] = MappingProxyType(
             Storyline,
             RenderPlan,
             RenderManifest,
+            Plan,
         )
     }
 )
@@ -69,7 +73,7 @@ DOCUMENT_TYPES: Mapping[str, type[Document]] = MappingProxyType(
 # kind people write by hand.
 _KIND_BY_STEM = {
     "storyline": "storyline",
-    "plan": "render_plan",
+    "plan": "plan",
     "render_plan": "render_plan",
     "manifest": "render_manifest",
     "co_reasoning": "co_reasoning",
@@ -241,6 +245,12 @@ def load_document(path: str | Path, kind: str | None = None) -> Document:
     data = read_data(path)
     kind = kind or detect_kind(data, path)
     return validate_data(data, kind, source=path, base_dir=path.parent.resolve())
+
+
+def document_sha256(document: Document) -> str:
+    """Hash of a document's canonical JSON (sorted keys): equal content, equal hash, whatever the file format."""
+    text = json.dumps(document.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def dump_document(document: Document, path: str | Path) -> Path:

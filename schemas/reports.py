@@ -26,13 +26,18 @@ from codirector.schemas.base import (
 from codirector.schemas.timeline import check_inside, check_ordered
 from codirector.schemas.vocab import Delivery, Emotion, ShotSize, SpeakingIntent, Subject, VisualStyle
 
+InstructionAspect = Literal["emotion", "intensity", "action", "camera", "framing", "gaze", "style", "delivery", "scene"]
+TimingAnchor = Literal["throughout", "start", "middle", "end", "window", "word"]
+
 __all__ = [
     "AudioReport",
     "CharacterAppearance",
     "EmotionEstimate",
+    "Instruction",
     "Lighting",
     "Pause",
     "Prosody",
+    "TextReport",
     "Utterance",
     "VisualReport",
     "Word",
@@ -156,3 +161,31 @@ class VisualReport(Document):
     def _check_ids(self) -> VisualReport:
         RuleViolation.raise_if_any(check_unique((c.character_id for c in self.characters), "characters", "id"))
         return self
+
+
+class Instruction(Contract):
+    """One thing the user asked for, read from their text: what, for whom, and when.
+
+    `timing` says how the request is placed on the audio timeline: "throughout", the "start", "middle" or
+    "end" of the video, an explicit "window" in seconds, or a "word" the request is tied to ("when she says
+    'launch'"), whose time the director looks up in the transcript.
+    """
+
+    aspect: InstructionAspect
+    value: str = Field(min_length=1, description="In the aspect's vocabulary where it has one ('happy', 'push_in').")
+    detail: str = Field("", description="Refinement, e.g. 'left' for a pan, or the action's own words.")
+    character_id: CharacterId | None = None
+    timing: TimingAnchor = "throughout"
+    start_s: Seconds | None = None
+    end_s: Seconds | None = None
+    cue_word: str | None = Field(None, description="The spoken word a 'word' timing is tied to.")
+    source_text: str = Field(description="The words of the prompt this was read from.")
+
+
+class TextReport(Contract):
+    """The text expert's reading of the user's prompt (KlingAvatar 2.0 sec. 3.2: it 'interprets user
+    instructions')."""
+
+    prompt: str
+    instructions: list[Instruction] = Field(default_factory=list)
+    unparsed: list[str] = Field(default_factory=list, description="Clauses no instruction was read from.")

@@ -304,6 +304,42 @@ def render_manifest() -> dict[str, Any]:
     }
 
 
+def plan() -> dict[str, Any]:
+    visual = visual_report()
+    visual.pop("kind")
+    audio = audio_report()
+    return {
+        "kind": "plan",
+        "job_sha256": SHA,
+        "providers": {"audio": "offline", "visual": "offline", "text": "openai:gpt-4o-mini", "negative": "offline"},
+        "audio_reports": [audio],
+        "visual_report": visual_report(),
+        "text_report": {
+            "prompt": "She smiles; slow push-in at the end.",
+            "instructions": [
+                {"aspect": "emotion", "value": "happy", "source_text": "She smiles"},
+                {"aspect": "camera", "value": "push_in", "timing": "end", "source_text": "slow push-in at the end"},
+            ],
+        },
+        "storyline": storyline(),
+        "render_plan": render_plan(),
+        "repairs": [{"stage": "storyline", "kind": "deterministic", "action": "snap_to_word", "detail": "1.49->1.5"}],
+        "model_calls": [
+            {
+                "expert": "text",
+                "purpose": "storyline",
+                "provider": "openai:gpt-4o-mini",
+                "attempt": 1,
+                "ok": True,
+                "latency_s": 1.2,
+                "prompt_tokens": 900,
+                "completion_tokens": 400,
+            }
+        ],
+        "prompt_refs": [{"id": "text_expert/storyline", "version": "1", "sha256": SHA}],
+    }
+
+
 SAMPLES = {
     "job": job,
     "audio_report": audio_report,
@@ -312,6 +348,7 @@ SAMPLES = {
     "storyline": storyline,
     "render_plan": render_plan,
     "render_manifest": render_manifest,
+    "plan": plan,
 }
 
 

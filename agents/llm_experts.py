@@ -1,0 +1,264 @@
+"""The experts when a language model backs them: prompts in, pydantic out, merged with the measurements.
+
+The measurements (transcript, prosody, faces) always come from `analysis`: a model that cannot hear reads the
+transcript and prosody as text, a model that cannot see reads the face boxes and colours (DESIGN.md). The
+model adds what needs judgement: emotion and intent, appearance, the reading of the user's text, conflicts and
+resolutions, the storyline, local prompts and negatives. Every answer goes through `structured.ask`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import Field
+
+from codirector.agents.providers.base import AudioPart, ChatModel, ImagePart
+from codirector.agents.structured import Asked, ask
+from codirector.prompts.templates import load_prompt_data
+from codirector.schemas.base import CharacterId, Contract
+from codirector.schemas.reasoning import Aspect, Conflict, Finding, Resolution
+from codirector.schemas.reports import AudioReport, EmotionEstimate, Instruction, TextReport, VisualReport
+from codirector.schemas.storyline import Camera, EmotionCue, Gaze
+from codirector.schemas.vocab import Modality, ShotSize, SpeakingIntent, VisualStyle
+
+__all__ = [
+    "AudioInterpretation",
+    "Contribution",
+    "NegativePrompts",
+    "SegmentPrompts",
+    "ShotDraft",
+    "StorylineDraft",
+    "VisualInterpretation",
+    "describe_images",
+    "interpret_audio",
+    "read_instructions_llm",
+    "take_turn",
+]
+
+
+class AudioInterpretation(Contract):
+    emotion: EmotionEstimate
+    speaking_intent: SpeakingIntent
+    intent_summary: str
+
+
+class AppearanceNote(Contract):
+    character_id: CharacterId
+    appearance: str
+
+
+class VisualInterpretation(Contract):
+    characters: list[AppearanceNote]
+    scene: str
+    style: VisualStyle
+
+
+class InstructionList(Contract):
+    instructions: list[Instruction]
+
+
+class FindingDraft(Contract):
+    aspect: Aspect
+    value: str
+    statement: str
+    character_id: CharacterId | None = None
+    start_s: float | None = Field(None, ge=0)
+    end_s: float | None = Field(None, ge=0)
+
+
+class ConflictDraft(Contract):
+    aspect: Aspect
+    finding_ids: list[str] = Field(min_length=2)
+    description: str
+
+
+class ResolutionDraft(Contract):
+    conflict_id: str
+    decided_by: Modality
+    decision: str
+    rationale: str
+
+
+class Contribution(Contract):
+    """One expert's turn in a round."""
+
+    findings: list[FindingDraft] = Field(default_factory=list)
+    conflicts: list[ConflictDraft] = Field(default_factory=list)
+    resolutions: list[ResolutionDraft] = Field(default_factory=list)
+
+
+class ShotDraft(Contract):
+    start_s: float = Field(ge=0)
+    end_s: float = Field(ge=0)
+    speakers: list[CharacterId] = Field(default_factory=list)
+    shot_size: ShotSize
+    camera: Camera = Field(default_factory=Camera)
+    emotion: EmotionCue
+    actions: list[str] = Field(default_factory=list)
+    gaze: Gaze = Field(default_factory=Gaze)
+    prompt: str = Field(min_length=1)
+    rationale: str = ""
+
+
+class StorylineDraft(Contract):
+    global_prompt: str = Field(min_length=1)
+    shots: list[ShotDraft] = Field(min_length=1)
+
+
+class SegmentPrompts(Contract):
+    prompts: list[str]
+
+
+class NegativePrompts(Contract):
+    negative_prompts: list[str]
+
+
+def _transcript(report: AudioReport) -> str:
+    return " ".join(f"[{w.start_s:.2f}] {w.text.strip()}" for w in report.words) or "(no words)"
+
+
+def interpret_audio(model: ChatModel, report: AudioReport, accounting: Asked, prompts_dir: Path | None) -> AudioReport:
+    """Emotion and intent by the model, merged into the measured report."""
+    attachments = [AudioPart(report.audio_path)] if model.hears_audio else []
+    answer = ask(
+        model,
+        "audio_expert/interpret",
+        AudioInterpretation,
+        expert="audio",
+        purpose="interpret",
+        inputs={
+            "character": report.character_id,
+            "measurements": report.prosody.model_dump_json(),
+            "transcript": _transcript(report),
+        },
+        attachments=attachments,
+        accounting=accounting,
+        prompts_dir=prompts_dir,
+        max_tokens=300,
+    )
+    return report.model_copy(update=answer.model_dump())
+
+
+def describe_images(
+    model: ChatModel, report: VisualReport, images: Sequence[Path], accounting: Asked, prompts_dir: Path | None
+) -> VisualReport:
+    """Appearance, scene and style by the model, over the measured boxes and framing."""
+    known = {c.character_id for c in report.characters}
+
+    def check(answer: VisualInterpretation) -> VisualInterpretation:
+        unknown = [n.character_id for n in answer.characters if n.character_id not in known]
+        if unknown:
+            raise ValueError(f"unknown character ids {unknown}; use {sorted(known)}")
+        return answer
+
+    answer = ask(
+        model,
+        "visual_expert/describe",
+        VisualInterpretation,
+        expert="visual",
+        purpose="describe",
+        inputs={"measurements": json.dumps([c.model_dump(mode="json") for c in report.characters])},
+        attachments=[ImagePart(p) for p in images] if model.sees_images else [],
+        check=check,
+        accounting=accounting,
+        prompts_dir=prompts_dir,
+        max_tokens=400,
+    )
+    notes = {n.character_id: n.appearance for n in answer.characters}
+    characters = [
+        c.model_copy(update={"appearance": notes.get(c.character_id, c.appearance)}) for c in report.characters
+    ]
+    return report.model_copy(update={"characters": characters, "scene": answer.scene, "style": answer.style})
+
+
+def read_instructions_llm(
+    model: ChatModel,
+    prompt: str,
+    character_ids: Sequence[str],
+    duration_s: float,
+    accounting: Asked,
+    prompts_dir: Path | None,
+) -> TextReport:
+    answer = ask(
+        model,
+        "text_expert/instructions",
+        InstructionList,
+        expert="text",
+        purpose="instructions",
+        inputs={"prompt": prompt, "characters": list(character_ids), "duration_s": round(duration_s, 2)},
+        accounting=accounting,
+        prompts_dir=prompts_dir,
+        max_tokens=600,
+    )
+    return TextReport(prompt=prompt, instructions=answer.instructions)
+
+
+def take_turn(
+    model: ChatModel,
+    expert: Modality,
+    round_index: int,
+    findings: Sequence[Finding],
+    open_conflicts: Sequence[Conflict],
+    transcript: str,
+    accounting: Asked,
+    prompts_dir: Path | None,
+) -> tuple[list[Finding], list[Conflict], list[Resolution]]:
+    """One expert's turn: new findings, conflicts and resolutions, checked against what exists."""
+    finding_ids = {f.id for f in findings}
+    experts = {f.id: f.expert for f in findings}
+    conflict_parties = {c.id: set(c.modalities) for c in open_conflicts}
+
+    def check(answer: Contribution) -> Contribution:
+        for draft in answer.conflicts:
+            missing = [i for i in draft.finding_ids if i not in finding_ids]
+            if missing:
+                raise ValueError(f"conflicts name unknown findings {missing}")
+            if len({experts[i] for i in draft.finding_ids}) < 2:
+                raise ValueError("a conflict needs findings of two different experts")
+        for draft in answer.resolutions:
+            if draft.conflict_id not in conflict_parties:
+                raise ValueError(f"no open conflict {draft.conflict_id!r}; open: {sorted(conflict_parties)}")
+            if draft.decided_by not in conflict_parties[draft.conflict_id]:
+                raise ValueError(f"{draft.decided_by.value} is not a party to {draft.conflict_id}")
+        return answer
+
+    answer = ask(
+        model,
+        "coreasoning/round",
+        Contribution,
+        expert=expert.value,
+        purpose="co-reasoning",
+        round_index=round_index,
+        inputs={
+            "expert": expert.value,
+            "round": round_index,
+            "findings": json.dumps([f.model_dump(mode="json", exclude={"round"}) for f in findings]),
+            "open_conflicts": json.dumps([c.model_dump(mode="json") for c in open_conflicts]),
+            "transcript": transcript,
+        },
+        check=check,
+        accounting=accounting,
+        prompts_dir=prompts_dir,
+        max_tokens=700,
+    )
+    new_findings = [Finding(id="new", round=round_index, expert=expert, **draft.model_dump()) for draft in answer.findings]
+    conflicts = [
+        Conflict(
+            id=f"c{round_index}-{expert.value}-{n}",
+            round=round_index,
+            aspect=draft.aspect,
+            modalities=sorted({experts[i] for i in draft.finding_ids}),
+            finding_ids=draft.finding_ids,
+            description=draft.description,
+        )
+        for n, draft in enumerate(answer.conflicts, 1)
+    ]
+    resolutions = [Resolution(round=round_index, **draft.model_dump()) for draft in answer.resolutions]
+    return new_findings, conflicts, resolutions
+
+
+def storyline_examples(prompts_dir: Path | None) -> str:
+    data, _ref = load_prompt_data("text_expert/storyline_examples", prompts_dir)
+    return json.dumps(data["examples"], ensure_ascii=False)
