@@ -86,7 +86,9 @@ def _resolve_providers(
     resolved: dict[ExpertName, Provider] = {}
     for expert in EXPERTS:
         ref = (expert_providers or {}).get(expert) or provider or job.director.provider_for(expert)
-        resolved[expert] = resolve_provider(ref, **options) if isinstance(ref, str) else ref
+        # server options (base_url, api_key, timeout_s) belong to openai: providers only
+        applicable = options if isinstance(ref, str) and ref.startswith("openai:") else {}
+        resolved[expert] = resolve_provider(ref, **applicable) if isinstance(ref, str) else ref
     return resolved
 
 

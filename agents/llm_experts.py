@@ -138,7 +138,7 @@ def interpret_audio(model: ChatModel, report: AudioReport, accounting: Asked, pr
         prompts_dir=prompts_dir,
         max_tokens=300,
     )
-    return report.model_copy(update=answer.model_dump())
+    return AudioReport.model_validate({**report.model_dump(), **answer.model_dump()})
 
 
 def describe_images(
@@ -204,25 +204,32 @@ def take_turn(
     transcript: str,
     accounting: Asked,
     prompts_dir: Path | None,
+    repairs: list[str] | None = None,
 ) -> tuple[list[Finding], list[Conflict], list[Resolution]]:
     """One expert's turn: new findings, conflicts and resolutions, checked against what exists."""
+    repairs = repairs if repairs is not None else []
     finding_ids = {f.id for f in findings}
     experts = {f.id: f.expert for f in findings}
     conflict_parties = {c.id: set(c.modalities) for c in open_conflicts}
 
     def check(answer: Contribution) -> Contribution:
+        # Deterministic repair first: a reference to a finding or conflict that does not exist, or a ruling by a
+        # modality that is not a party, is dropped (and recorded) rather than sent back to the model.
+        conflicts = []
         for draft in answer.conflicts:
-            missing = [i for i in draft.finding_ids if i not in finding_ids]
-            if missing:
-                raise ValueError(f"conflicts name unknown findings {missing}")
-            if len({experts[i] for i in draft.finding_ids}) < 2:
-                raise ValueError("a conflict needs findings of two different experts")
+            parties = {experts[i] for i in draft.finding_ids if i in finding_ids}
+            if any(i not in finding_ids for i in draft.finding_ids) or len(parties) < 2:
+                repairs.append(f"dropped conflict {draft.description!r}: it needs known findings of two experts")
+            else:
+                conflicts.append(draft)
+        resolutions = []
         for draft in answer.resolutions:
-            if draft.conflict_id not in conflict_parties:
-                raise ValueError(f"no open conflict {draft.conflict_id!r}; open: {sorted(conflict_parties)}")
-            if draft.decided_by not in conflict_parties[draft.conflict_id]:
-                raise ValueError(f"{draft.decided_by.value} is not a party to {draft.conflict_id}")
-        return answer
+            parties = conflict_parties.get(draft.conflict_id)
+            if parties is None or draft.decided_by not in parties:
+                repairs.append(f"dropped resolution of {draft.conflict_id!r}: no such open conflict, or not a party")
+            else:
+                resolutions.append(draft)
+        return answer.model_copy(update={"conflicts": conflicts, "resolutions": resolutions})
 
     answer = ask(
         model,
@@ -243,7 +250,9 @@ def take_turn(
         prompts_dir=prompts_dir,
         max_tokens=700,
     )
-    new_findings = [Finding(id="new", round=round_index, expert=expert, **draft.model_dump()) for draft in answer.findings]
+    new_findings = [
+        Finding(id="new", round=round_index, expert=expert, **draft.model_dump()) for draft in answer.findings
+    ]
     conflicts = [
         Conflict(
             id=f"c{round_index}-{expert.value}-{n}",

@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel
-
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
+from pydantic import BaseModel
 
 from codirector.agents.analysis import analyze_images, analyze_track
 from codirector.agents.context import DirectorContext
@@ -169,6 +168,7 @@ def co_reason(state: DirectorState, runtime: Runtime_) -> dict[str, Any]:
     settled = {r.conflict_id for r in resolutions}
     open_before = [c for c in conflicts if c.id not in settled]
     new_resolutions = []
+    dropped: list[str] = []
     transcript = " | ".join(f"{r.character_id}: {' '.join(w.text.strip() for w in r.words)}" for r in reports)
     for expert, name in ((Modality.AUDIO, "audio"), (Modality.VISUAL, "visual"), (Modality.TEXT, "text")):
         model = ctx.chat_model(name)  # type: ignore[arg-type]
@@ -177,7 +177,7 @@ def co_reason(state: DirectorState, runtime: Runtime_) -> dict[str, Any]:
         known = [*findings, *new_findings]
         still_open = [c for c in open_before if c.id not in {r.conflict_id for r in new_resolutions}]
         turn_findings, turn_conflicts, turn_resolutions = take_turn(
-            model, expert, round_index, known, still_open, transcript, asked, ctx.prompts_dir
+            model, expert, round_index, known, still_open, transcript, asked, ctx.prompts_dir, dropped
         )
         new_findings += number_findings(turn_findings, known, round_index)
         conflicts += turn_conflicts
@@ -206,6 +206,9 @@ def co_reason(state: DirectorState, runtime: Runtime_) -> dict[str, Any]:
         "text_report": text_report,
         **_accounting_update(asked),
     }
+    update["repairs"] += [
+        Repair(stage="co-reasoning", kind="deterministic", action="drop_reference", detail=d) for d in dropped
+    ]
     return update
 
 
@@ -306,7 +309,7 @@ def _storyline_from_model(model, draft_base: Storyline, state, staged, ctx, aske
             "style": draft_base.style.visual_style.value,
             "scene": draft_base.style.scene,
         },
-        prepare=lambda data: clamp_vocabulary(data, repairs),
+        prepare=lambda data: clamp_vocabulary(data, repairs, load_lexicon(ctx.prompts_dir)),
         check=check,  # type: ignore[arg-type,return-value]
         max_attempts=ctx.max_attempts,
         accounting=asked,

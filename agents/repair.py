@@ -11,6 +11,7 @@ import itertools
 from collections.abc import Sequence
 from typing import Any
 
+from codirector.agents.instructions import Lexicon, load_lexicon
 from codirector.schemas.plan import Repair
 from codirector.schemas.reports import AudioReport
 from codirector.schemas.vocab import CameraMovement, Emotion, MotionSpeed, ShotSize
@@ -25,16 +26,37 @@ _VOCAB: dict[tuple[str, ...], tuple[list[str], str]] = {
 }
 
 
-def _nearest(value: str, allowed: list[str], default: str) -> str:
+def _nearest(value: str, allowed: list[str], default: str, synonyms: dict[str, str]) -> str:
     cleaned = str(value).strip().lower().replace("-", "_").replace(" ", "_")
     if cleaned in allowed:
         return cleaned
+    synonym = synonyms.get(str(value).strip().lower()) or synonyms.get(cleaned.replace("_", " "))
+    if synonym in allowed:
+        return synonym
     close = difflib.get_close_matches(cleaned, allowed, n=1, cutoff=0.6)
     return close[0] if close else default
 
 
-def clamp_vocabulary(data: Any, repairs: list[Repair]) -> Any:
-    """Map out-of-vocabulary values in shot drafts to the nearest allowed term (or a neutral default)."""
+def _synonyms(lexicon: Lexicon, aspect: str) -> dict[str, str]:
+    return {
+        phrase.lower(): value.partition("_")[0]
+        if aspect == "camera" and value.startswith(("pan_", "tilt_", "truck_", "arc_"))
+        else value
+        for value, phrases in lexicon.tables.get(aspect, {}).items()
+        for phrase in phrases
+    }
+
+
+def clamp_vocabulary(data: Any, repairs: list[Repair], lexicon: Lexicon | None = None) -> Any:
+    """Map out-of-vocabulary values in shot drafts to the allowed term: a synonym from the text expert's lexicon
+    ("joyful" is happy), else the closest spelling, else a neutral default."""
+    lexicon = lexicon or load_lexicon()
+    synonyms = {
+        ("shot_size",): _synonyms(lexicon, "framing"),
+        ("emotion", "label"): _synonyms(lexicon, "emotion"),
+        ("camera", "movement"): _synonyms(lexicon, "camera"),
+        ("camera", "speed"): _synonyms(lexicon, "speed"),
+    }
     shots = data.get("shots") if isinstance(data, dict) else None
     if not isinstance(shots, list):
         return data
@@ -46,7 +68,7 @@ def clamp_vocabulary(data: Any, repairs: list[Repair]) -> Any:
             for key in path[:-1]:
                 holder = holder.get(key) if isinstance(holder, dict) else None
             if isinstance(holder, dict) and path[-1] in holder and holder[path[-1]] not in allowed:
-                fixed = _nearest(holder[path[-1]], allowed, default)
+                fixed = _nearest(holder[path[-1]], allowed, default, synonyms[path])
                 repairs.append(
                     Repair(
                         stage="storyline",

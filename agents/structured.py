@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,16 +17,16 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from codirector.agents.providers.base import AudioPart, ChatMessage, ChatModel, ImagePart, Part, TextPart
+from codirector.agents.providers.jsontext import extract_json
 from codirector.errors import AgentOutputError, ProviderError
 from codirector.prompts.templates import load_prompt
 from codirector.schemas.base import PromptRef, RuleViolation
 from codirector.schemas.plan import ModelCall
 
-__all__ = ["Asked", "ask", "extract_json"]
+__all__ = ["Asked", "ask"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T", bound=BaseModel)
-_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
 
 @dataclass
@@ -37,17 +36,6 @@ class Asked:
     calls: list[ModelCall] = field(default_factory=list)
     repairs: list[str] = field(default_factory=list)
     prompt_refs: list[PromptRef] = field(default_factory=list)
-
-
-def extract_json(text: str) -> Any:
-    """The first JSON value in a reply: fenced or bare, with any prose around it ignored."""
-    fenced = _FENCE.search(text)
-    candidate = fenced.group(1) if fenced else text
-    start = min((i for i in (candidate.find("{"), candidate.find("[")) if i >= 0), default=-1)
-    if start < 0:
-        raise ValueError("the reply contains no JSON object")
-    value, _end = json.JSONDecoder().raw_decode(candidate[start:])
-    return value
 
 
 def _error_text(error: Exception) -> str:
@@ -119,7 +107,7 @@ def ask(
             raise
         raw = response.text
         try:
-            data = extract_json(raw)
+            data = json.loads(extract_json(raw))
             parsed = output_type.model_validate(prepare(data) if prepare is not None else data)
             result = check(parsed) if check is not None else parsed
         except (ValueError, ValidationError, RuleViolation) as error:

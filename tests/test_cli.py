@@ -16,6 +16,7 @@ from helpers import EXAMPLES, write_wav
 from samples import sample
 
 from codirector.cli import cli, run
+from codirector.schemas import DOCUMENT_TYPES
 
 
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -182,7 +183,7 @@ def test_bad_config_from_the_environment(monkeypatch, capsys) -> None:
 
 def test_schema_export_writes_every_kind(tmp_path: Path) -> None:
     assert run(["schema", "export", str(tmp_path / "out")]) == 0
-    assert len(list((tmp_path / "out").glob("*.schema.json"))) == 7
+    assert len(list((tmp_path / "out").glob("*.schema.json"))) == len(DOCUMENT_TYPES)
 
 
 def test_doctor_json(capsys: pytest.CaptureFixture[str]) -> None:

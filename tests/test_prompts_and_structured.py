@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from fakes import ScriptedChatModel
 
-from codirector.agents.structured import Asked, ask, extract_json
+from codirector.agents.structured import Asked, ask
 from codirector.errors import AgentOutputError, InputFileError
 from codirector.prompts.templates import load_prompt, packaged_prompts_dir
 from codirector.schemas.reports import EmotionEstimate
-from fakes import ScriptedChatModel
 
 
 def test_every_packaged_prompt_parses_and_declares_its_inputs() -> None:
@@ -51,30 +51,34 @@ def test_a_prompts_folder_overrides_file_by_file(tmp_path: Path) -> None:
     assert load_prompt("audio_expert/interpret", tmp_path).version == "1"  # the rest stay packaged
 
 
-def test_extract_json_tolerates_fences_and_prose() -> None:
-    assert extract_json('Sure! ```json\n{"a": [1, 2]}\n``` done') == {"a": [1, 2]}
-    assert extract_json('answer: {"a": 1} trailing') == {"a": 1}
-    with pytest.raises(ValueError, match="no JSON"):
-        extract_json("no json here")
-
-
 def _ask(model: ScriptedChatModel, accounting: Asked) -> EmotionEstimate:
     return ask(
-        model, "audio_expert/interpret", EmotionEstimate, expert="audio", purpose="test",
-        inputs={"character": "host", "measurements": "{}", "transcript": "hi"}, accounting=accounting,
-    )  # fmt: skip
+        model,
+        "audio_expert/interpret",
+        EmotionEstimate,
+        expert="audio",
+        purpose="test",
+        inputs={"character": "host", "measurements": "{}", "transcript": "hi"},
+        accounting=accounting,
+    )
 
 
 def test_repair_loop_feeds_the_error_back_and_records_calls() -> None:
-    model = ScriptedChatModel(['{"label": "furious", "intensity": 2, "confidence": 0.5}',
-                               '{"label": "angry", "intensity": 2, "confidence": 0.5}'])  # fmt: skip
+    model = ScriptedChatModel(
+        [
+            '{"label": "furious", "intensity": 2, "confidence": 0.5}',
+            '{"label": "angry", "intensity": 2, "confidence": 0.5}',
+        ]
+    )
     accounting = Asked()
     answer = _ask(model, accounting)
     assert answer.label.value == "angry"
     assert [c.ok for c in accounting.calls] == [False, True]
     second = model.conversations[1]
-    assert second[-2].role == "assistant" and "furious" in second[-2].text()
-    assert "label" in second[-1].text() and "did not validate" in second[-1].text()
+    assert second[-2].role == "assistant"
+    assert "furious" in second[-2].text()
+    assert "label" in second[-1].text()
+    assert "did not validate" in second[-1].text()
 
 
 def test_repair_loop_is_bounded_and_carries_the_raw_output() -> None:
@@ -83,4 +87,5 @@ def test_repair_loop_is_bounded_and_carries_the_raw_output() -> None:
     with pytest.raises(AgentOutputError) as caught:
         _ask(model, accounting)
     assert caught.value.raw_output == "not json"
-    assert len(accounting.calls) == 3 and not any(c.ok for c in accounting.calls)
+    assert len(accounting.calls) == 3
+    assert not any(c.ok for c in accounting.calls)
