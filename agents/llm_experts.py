@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import Field
 
 from codirector.agents.providers.base import AudioPart, ChatModel, ImagePart
-from codirector.agents.structured import Asked, ask
+from codirector.agents.structured import Asked, ask, restrict
 from codirector.prompts.templates import load_prompt_data
 from codirector.schemas.base import CharacterId, Contract
 from codirector.schemas.reasoning import Aspect, Conflict, Finding, Resolution
@@ -41,28 +41,30 @@ __all__ = [
 class AudioInterpretation(Contract):
     emotion: EmotionEstimate
     speaking_intent: SpeakingIntent
-    intent_summary: str
+    intent_summary: str = Field(max_length=200)
 
 
 class AppearanceNote(Contract):
     character_id: CharacterId
-    appearance: str
+    appearance: str = Field(max_length=160)
 
 
 class VisualInterpretation(Contract):
-    characters: list[AppearanceNote]
-    scene: str
+    characters: list[AppearanceNote] = Field(max_length=8)
+    scene: str = Field(max_length=200)
     style: VisualStyle
 
 
 class InstructionList(Contract):
-    instructions: list[Instruction]
+    instructions: list[Instruction] = Field(max_length=12)
 
 
+# Drafts are what a model writes: short strings and short lists, because small models under constrained
+# decoding otherwise run on until the token limit cuts the JSON off (measured with SmolLM2-135M).
 class FindingDraft(Contract):
     aspect: Aspect
-    value: str
-    statement: str
+    value: str = Field(max_length=40)
+    statement: str = Field(max_length=160)
     character_id: CharacterId | None = None
     start_s: float | None = Field(None, ge=0)
     end_s: float | None = Field(None, ge=0)
@@ -70,23 +72,23 @@ class FindingDraft(Contract):
 
 class ConflictDraft(Contract):
     aspect: Aspect
-    finding_ids: list[str] = Field(min_length=2)
-    description: str
+    finding_ids: list[str] = Field(min_length=2, max_length=4)
+    description: str = Field(max_length=160)
 
 
 class ResolutionDraft(Contract):
     conflict_id: str
     decided_by: Modality
-    decision: str
-    rationale: str
+    decision: str = Field(max_length=160)
+    rationale: str = Field(max_length=160)
 
 
 class Contribution(Contract):
     """One expert's turn in a round."""
 
-    findings: list[FindingDraft] = Field(default_factory=list)
-    conflicts: list[ConflictDraft] = Field(default_factory=list)
-    resolutions: list[ResolutionDraft] = Field(default_factory=list)
+    findings: list[FindingDraft] = Field(default_factory=list, max_length=3)
+    conflicts: list[ConflictDraft] = Field(default_factory=list, max_length=3)
+    resolutions: list[ResolutionDraft] = Field(default_factory=list, max_length=3)
 
 
 class ShotDraft(Contract):
@@ -96,15 +98,15 @@ class ShotDraft(Contract):
     shot_size: ShotSize
     camera: Camera = Field(default_factory=Camera)
     emotion: EmotionCue
-    actions: list[str] = Field(default_factory=list)
+    actions: list[str] = Field(default_factory=list, max_length=4)
     gaze: Gaze = Field(default_factory=Gaze)
-    prompt: str = Field(min_length=1)
-    rationale: str = ""
+    prompt: str = Field(min_length=1, max_length=400)
+    rationale: str = Field("", max_length=160)
 
 
 class StorylineDraft(Contract):
-    global_prompt: str = Field(min_length=1)
-    shots: list[ShotDraft] = Field(min_length=1)
+    global_prompt: str = Field(min_length=1, max_length=400)
+    shots: list[ShotDraft] = Field(min_length=1, max_length=40)
 
 
 class SegmentPrompts(Contract):
@@ -162,6 +164,7 @@ def describe_images(
         inputs={"measurements": json.dumps([c.model_dump(mode="json") for c in report.characters])},
         attachments=[ImagePart(p) for p in images] if model.sees_images else [],
         check=check,
+        json_schema=restrict(VisualInterpretation.model_json_schema(), "character_id", sorted(known)),
         accounting=accounting,
         prompts_dir=prompts_dir,
         max_tokens=400,
@@ -188,11 +191,21 @@ def read_instructions_llm(
         expert="text",
         purpose="instructions",
         inputs={"prompt": prompt, "characters": list(character_ids), "duration_s": round(duration_s, 2)},
+        json_schema=restrict(InstructionList.model_json_schema(), "character_id", list(character_ids)),
         accounting=accounting,
         prompts_dir=prompts_dir,
         max_tokens=600,
     )
     return TextReport(prompt=prompt, instructions=answer.instructions)
+
+
+def _turn_schema(finding_ids: list[str], conflict_ids: list[str]) -> dict:
+    """Contribution's schema with the ids a turn may cite as enums (no resolutions when nothing is open)."""
+    schema = restrict(Contribution.model_json_schema(), "finding_ids", finding_ids)
+    if conflict_ids:
+        return restrict(schema, "conflict_id", conflict_ids)
+    schema["properties"]["resolutions"] = {**schema["properties"]["resolutions"], "maxItems": 0}
+    return schema
 
 
 def take_turn(
@@ -246,6 +259,7 @@ def take_turn(
             "transcript": transcript,
         },
         check=check,
+        json_schema=_turn_schema(sorted(finding_ids), sorted(conflict_parties)),
         accounting=accounting,
         prompts_dir=prompts_dir,
         max_tokens=700,

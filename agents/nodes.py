@@ -45,7 +45,7 @@ from codirector.agents.repair import clamp_vocabulary, fit_timeline
 from codirector.agents.segments import plan_segments
 from codirector.agents.state import DirectorState
 from codirector.agents.storyline import ShotLimits, write_storyline
-from codirector.agents.structured import Asked, ask
+from codirector.agents.structured import Asked, ask, exact_length
 from codirector.schemas.plan import Repair
 from codirector.schemas.reasoning import CoReasoningRecord, Finding
 from codirector.schemas.storyline import Shot, Storyline
@@ -71,7 +71,8 @@ def _accounting_update(asked: Asked) -> dict[str, Any]:
     return {
         "model_calls": asked.calls,
         "prompt_refs": asked.prompt_refs,
-        "repairs": [Repair(stage="model", kind="model", action="retry", detail=d) for d in asked.repairs],
+        "repairs": [Repair(stage="model", kind="model", action="retry", detail=d) for d in asked.repairs]
+        + [Repair(stage="model", kind="deterministic", action="clamp_to_schema", detail=d) for d in asked.fixes],
     }
 
 
@@ -353,6 +354,7 @@ def direct_negative_prompts(state: DirectorState, runtime: Runtime_) -> dict[str
                     ]
                 )
             },
+            json_schema=exact_length(NegativePrompts.model_json_schema(), "negative_prompts", count),
             check=check,
             max_attempts=ctx.max_attempts,
             accounting=asked,
@@ -414,6 +416,7 @@ def plan_render_segments(state: DirectorState, runtime: Runtime_) -> dict[str, A
                     ]
                 )
             },
+            json_schema=exact_length(SegmentPrompts.model_json_schema(), "prompts", count),
             check=check,
             max_attempts=ctx.max_attempts,
             accounting=asked,

