@@ -16,18 +16,14 @@ from pydantic import BaseModel
 
 from codirector.agents.analysis import analyze_images, analyze_track
 from codirector.agents.context import DirectorContext
-from codirector.agents.coreasoning import (
-    detect_conflicts,
-    fill_details,
+from codirector.agents.coreasoning import detect_conflicts, fill_details, prevailing, resolve_conflicts, stop_reason
+from codirector.agents.findings import (
     findings_from_audio,
     findings_from_cues,
     findings_from_text,
     findings_from_visual,
     number_findings,
     place_cue,
-    prevailing,
-    resolve_conflicts,
-    stop_reason,
 )
 from codirector.agents.instructions import load_lexicon, read_instructions
 from codirector.agents.llm_experts import (

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from codirector.agents.coreasoning import (
-    detect_conflicts,
-    fill_details,
-    findings_from_audio,
-    findings_from_text,
-    findings_from_visual,
-    place_cue,
-    prevailing,
-    resolve_conflicts,
-    stop_reason,
-)
+from samples import audio_report, visual_report
+
+from codirector.agents.coreasoning import detect_conflicts, fill_details, prevailing, resolve_conflicts, stop_reason
+from codirector.agents.findings import findings_from_audio, findings_from_text, findings_from_visual, place_cue
 from codirector.schemas import AudioReport, CoReasoningRecord, Instruction, TextReport, VisualReport
 from codirector.schemas.vocab import Modality
-from samples import audio_report, visual_report
 
 
 def _audio(**changes) -> AudioReport:
@@ -43,7 +35,8 @@ def test_angry_voice_against_a_calm_script_conflicts_and_text_wins() -> None:
     assert resolutions[0].decided_by is Modality.TEXT
     staged = prevailing(findings, conflicts, resolutions)
     emotions = {f.value for f in staged if f.aspect == "emotion"}
-    assert "calm" in emotions and "angry" not in emotions
+    assert "calm" in emotions
+    assert "angry" not in emotions
     # the same conflict is not reported twice
     assert detect_conflicts(findings, conflicts, 2) == []
 
@@ -77,7 +70,8 @@ def test_word_cues_are_placed_on_the_transcript() -> None:
     placed = place_cue(cue, [_audio()], 4.0)
     assert (placed.start_s, placed.end_s) == (2.0, 2.5)
     missing = place_cue(cue.model_copy(update={"cue_word": "zebra"}), [_audio()], 4.0)
-    assert missing.start_s == 2.0 and "never spoken" in missing.detail
+    assert missing.start_s == 2.0
+    assert "never spoken" in missing.detail
 
 
 def test_details_are_filled_from_the_words_and_the_delivery() -> None:
@@ -87,7 +81,9 @@ def test_details_are_filled_from_the_words_and_the_delivery() -> None:
     singing = fill_details([], [_audio(delivery="singing")], visual, 1)
     assert any(f.value == "sways to the rhythm" for f in singing)
     still = findings_from_text(_text({"aspect": "action", "value": "stands still"}))
-    assert not any(f.value == "sways to the rhythm" for f in fill_details(still, [_audio(delivery="singing")], visual, 1))
+    assert not any(
+        f.value == "sways to the rhythm" for f in fill_details(still, [_audio(delivery="singing")], visual, 1)
+    )
 
 
 def test_stop_rule_is_a_pure_function_of_the_record() -> None:

@@ -33,7 +33,8 @@ def test_lead_in_timing_applies_to_the_rest_of_the_sentence() -> None:
 def test_word_cue_and_until_the_end() -> None:
     items = _read("When she reaches launch day, she gets excited and the camera pushes in until the end.")
     cued = [i for i in items if i.timing == "word"]
-    assert cued and all(i.cue_word == "launch day" for i in cued)
+    assert cued
+    assert all(i.cue_word == "launch day" for i in cued)
     camera = next(i for i in items if i.aspect == "camera")
     assert camera.end_s == 20.0
 
