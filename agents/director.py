@@ -15,10 +15,12 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.types import Command
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command, StateSnapshot
 
 from codirector.agents.context import DirectorContext
 from codirector.agents.graph import build_director_graph
@@ -145,7 +147,7 @@ def direct(
     thread = hashlib.sha256(
         f"{job_hash}|{sorted(names.items())}|{_prompts_sha256(prompts_dir)}|{review is not None}".encode()
     ).hexdigest()[:32]
-    run_config = {"configurable": {"thread_id": thread}}
+    run_config: RunnableConfig = {"configurable": {"thread_id": thread}}
     if not checkpoint or uncachable:
         # in memory: the review interrupt still works, nothing outlives the call
         graph = build_director_graph(InMemorySaver(serde=_serializer()))
@@ -159,7 +161,19 @@ def direct(
         )
 
 
-def _run(graph, snapshot, job, duration_s, context, run_config, review, on_update, job_hash, names) -> Plan:  # type: ignore[no-untyped-def]
+def _run(
+    graph: CompiledStateGraph,
+    snapshot: StateSnapshot | None,
+    job: Job,
+    duration_s: float,
+    context: DirectorContext,
+    run_config: RunnableConfig,
+    review: ReviewCallback | None,
+    on_update: UpdateCallback | None,
+    job_hash: str,
+    names: Mapping[str, str],
+) -> Plan:
+    """Stream the graph from its start, or resume it, answering review interrupts until it ends."""
     if snapshot is not None and snapshot.values.get("render_plan") is not None and not snapshot.next:
         logger.info("reusing the finished plan of thread %s", run_config["configurable"]["thread_id"])
         return _build_plan(snapshot.values, job_hash, names)

@@ -8,6 +8,7 @@ records what it did.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, Literal, TypeVar
 
 from langgraph.runtime import Runtime
@@ -37,6 +38,7 @@ from codirector.agents.llm_experts import (
     take_turn,
 )
 from codirector.agents.negatives import direct_negatives
+from codirector.agents.providers.base import ChatModel
 from codirector.agents.repair import clamp_vocabulary, fit_timeline
 from codirector.agents.segments import plan_segments
 from codirector.agents.state import DirectorState
@@ -243,12 +245,23 @@ def write_shot_storyline(state: DirectorState, runtime: Runtime_) -> dict[str, A
     return update
 
 
-def _storyline_from_model(model, draft_base: Storyline, state, staged, ctx, asked, repairs) -> Storyline:  # type: ignore[no-untyped-def]
+def _storyline_from_model(
+    model: ChatModel,
+    draft_base: Storyline,
+    state: DirectorState,
+    staged: Sequence[Finding],
+    ctx: DirectorContext,
+    asked: Asked,
+    repairs: list[Repair],
+) -> Storyline:
+    """The model's storyline: its draft fitted to the timeline, its speakers taken from the audio, validated."""
     reports = list(state["audio_reports"].values())
     utterances = [f"{u.start_s:.2f}-{u.end_s:.2f} {r.character_id} {u.text!r}" for r in reports for u in r.utterances]
     min_shot_s = min(ShotLimits().min_s, draft_base.duration_s / 2)
 
-    def check(draft: StorylineDraft) -> Storyline:
+    built: list[Storyline] = []
+
+    def check(draft: StorylineDraft) -> StorylineDraft:
         spans = fit_timeline(
             [(s.start_s, s.end_s) for s in draft.shots], reports, draft_base.duration_s, min_shot_s, repairs
         )
@@ -279,11 +292,16 @@ def _storyline_from_model(model, draft_base: Storyline, state, staged, ctx, aske
                     }
                 )
             )
-        return draft_base.model_copy(update={"global_prompt": draft.global_prompt, "shots": shots}).model_validate(
-            {**draft_base.model_dump(), "global_prompt": draft.global_prompt, "shots": [s.model_dump() for s in shots]}
-        )
+        # the whole storyline must validate (tiling, speakers, gaze), or the error goes back to the model
+        data = {
+            **draft_base.model_dump(),
+            "global_prompt": draft.global_prompt,
+            "shots": [s.model_dump() for s in shots],
+        }
+        built[:] = [Storyline.model_validate(data)]
+        return draft
 
-    return ask(
+    ask(
         model,
         "text_expert/storyline",
         StorylineDraft,
@@ -313,6 +331,7 @@ def _storyline_from_model(model, draft_base: Storyline, state, staged, ctx, aske
         prompts_dir=ctx.prompts_dir,
         max_tokens=1500,
     )
+    return built[0]
 
 
 def direct_negative_prompts(state: DirectorState, runtime: Runtime_) -> dict[str, Any]:
