@@ -8,12 +8,13 @@ plan resumes from its last finished node, and a finished one is returned again w
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import sqlite3
 from collections.abc import Callable, Mapping
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
@@ -27,11 +28,11 @@ from codirector.agents.graph import build_director_graph
 from codirector.agents.providers.base import ChatModel, Provider
 from codirector.agents.providers.registry import resolve_provider
 from codirector.config import Config
-from codirector.errors import MediaError
+from codirector.errors import AgentOutputError, MediaError, SchemaValidationError
 from codirector.media import probe_job_media
 from codirector.prompts.templates import packaged_prompts_dir
 from codirector.schemas.base import PromptRef
-from codirector.schemas.documents import document_sha256
+from codirector.schemas.documents import document_sha256, validate_data
 from codirector.schemas.job import ExpertName, Job
 from codirector.schemas.plan import Plan
 from codirector.schemas.storyline import Storyline
@@ -226,4 +227,10 @@ def _build_plan(values: Mapping[str, Any], job_hash: str, names: Mapping[str, st
         prompt_refs=list(refs.values()),
         reviewed=bool(values.get("reviewed", False)),
     )
-    return Plan.model_validate(plan.model_dump())
+    # Both passes every reader of plan.json will run: the exported JSON Schema, then the pydantic rules.
+    data = plan.model_dump(mode="json")
+    try:
+        validated = validate_data(data, "plan", source="plan")
+    except SchemaValidationError as error:
+        raise AgentOutputError("director", f"the assembled plan does not validate: {error}", json.dumps(data)) from None
+    return cast(Plan, validated)
