@@ -39,7 +39,7 @@ from codirector.agents.llm_experts import (
 )
 from codirector.agents.negatives import direct_negatives
 from codirector.agents.providers.base import ChatModel
-from codirector.agents.repair import clamp_vocabulary, fit_timeline
+from codirector.agents.repair import clamp_vocabulary, fit_timeline, fix_gaze
 from codirector.agents.segments import plan_segments
 from codirector.agents.state import DirectorState
 from codirector.agents.storyline import ShotLimits, write_storyline
@@ -324,7 +324,11 @@ def _storyline_from_model(
             "style": draft_base.style.visual_style.value,
             "scene": draft_base.style.scene,
         },
-        prepare=lambda data: clamp_vocabulary(data, repairs, load_lexicon(ctx.prompts_dir)),
+        prepare=lambda data: fix_gaze(
+            clamp_vocabulary(data, repairs, load_lexicon(ctx.prompts_dir)),
+            [c.id for c in draft_base.characters],
+            repairs,
+        ),
         check=check,  # type: ignore[arg-type,return-value]
         max_attempts=ctx.max_attempts,
         accounting=asked,

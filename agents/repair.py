@@ -16,7 +16,7 @@ from codirector.schemas.plan import Repair
 from codirector.schemas.reports import AudioReport
 from codirector.schemas.vocab import CameraMovement, Emotion, MotionSpeed, ShotSize
 
-__all__ = ["clamp_vocabulary", "fit_timeline"]
+__all__ = ["clamp_vocabulary", "fit_timeline", "fix_gaze"]
 
 _VOCAB: dict[tuple[str, ...], tuple[list[str], str]] = {
     ("shot_size",): ([s.value for s in ShotSize], ShotSize.MEDIUM_CLOSE_UP.value),
@@ -90,6 +90,36 @@ def clamp_vocabulary(data: Any, repairs: list[Repair], lexicon: Lexicon | None =
                 camera["direction"] = "up"
             elif movement not in ("pan", "truck", "arc", "tilt", "pedestal"):
                 camera.pop("direction", None)
+    return data
+
+
+def fix_gaze(data: Any, character_ids: Sequence[str], repairs: list[Repair]) -> Any:
+    """A gaze at "character" needs an existing other character: point it at one, or at the camera when alone."""
+    shots = data.get("shots") if isinstance(data, dict) else None
+    for index, shot in enumerate(shots if isinstance(shots, list) else []):
+        gaze = shot.get("gaze") if isinstance(shot, dict) else None
+        if not isinstance(gaze, dict):
+            continue
+        target, who = gaze.get("target"), gaze.get("character_id")
+        if target == "character" and who not in character_ids:
+            speakers = shot.get("speakers") or []
+            others = [c for c in character_ids if c not in speakers] or list(character_ids)
+            fixed = (
+                {"target": "character", "character_id": others[0]} if len(character_ids) > 1 else {"target": "camera"}
+            )
+        elif target != "character" and who is not None:
+            fixed = {"target": target}
+        else:
+            continue
+        repairs.append(
+            Repair(
+                stage="storyline",
+                kind="deterministic",
+                action="fix_gaze",
+                detail=f"shots[{index}].gaze: {gaze} -> {fixed}",
+            )
+        )
+        shot["gaze"] = fixed
     return data
 
 
