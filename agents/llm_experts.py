@@ -56,7 +56,7 @@ class VisualInterpretation(Contract):
 
 
 class InstructionList(Contract):
-    instructions: list[Instruction] = Field(max_length=12)
+    instructions: list[Instruction] = Field(max_length=8)
 
 
 # Drafts are what a model writes: short strings and short lists, because small models under constrained
@@ -138,7 +138,7 @@ def interpret_audio(model: ChatModel, report: AudioReport, accounting: Asked, pr
         attachments=attachments,
         accounting=accounting,
         prompts_dir=prompts_dir,
-        max_tokens=300,
+        max_tokens=400,
     )
     return AudioReport.model_validate({**report.model_dump(), **answer.model_dump()})
 
@@ -167,7 +167,7 @@ def describe_images(
         json_schema=restrict(VisualInterpretation.model_json_schema(), "character_id", sorted(known)),
         accounting=accounting,
         prompts_dir=prompts_dir,
-        max_tokens=400,
+        max_tokens=600,
     )
     notes = {n.character_id: n.appearance for n in answer.characters}
     characters = [
@@ -194,7 +194,7 @@ def read_instructions_llm(
         json_schema=restrict(InstructionList.model_json_schema(), "character_id", list(character_ids)),
         accounting=accounting,
         prompts_dir=prompts_dir,
-        max_tokens=600,
+        max_tokens=1200,
     )
     return TextReport(prompt=prompt, instructions=answer.instructions)
 
@@ -262,7 +262,7 @@ def take_turn(
         json_schema=_turn_schema(sorted(finding_ids), sorted(conflict_parties)),
         accounting=accounting,
         prompts_dir=prompts_dir,
-        max_tokens=700,
+        max_tokens=1200,
     )
     new_findings = [
         Finding(id="new", round=round_index, expert=expert, **draft.model_dump()) for draft in answer.findings

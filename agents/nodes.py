@@ -245,6 +245,15 @@ def write_shot_storyline(state: DirectorState, runtime: Runtime_) -> dict[str, A
     return update
 
 
+def _storyline_schema(duration_s: float, min_shot_s: float) -> dict[str, Any]:
+    """StorylineDraft's schema with no more shots than the timeline can hold at the shortest shot length, so a
+    small model cannot run on until the token limit cuts its JSON off."""
+    schema = StorylineDraft.model_json_schema()
+    most = max(1, min(int(duration_s / min_shot_s), 40))
+    schema["properties"]["shots"] = {**schema["properties"]["shots"], "maxItems": most}
+    return schema
+
+
 def _storyline_from_model(
     model: ChatModel,
     draft_base: Storyline,
@@ -324,6 +333,7 @@ def _storyline_from_model(
             "style": draft_base.style.visual_style.value,
             "scene": draft_base.style.scene,
         },
+        json_schema=_storyline_schema(draft_base.duration_s, min_shot_s),
         prepare=lambda data: fix_gaze(
             clamp_vocabulary(data, repairs, load_lexicon(ctx.prompts_dir)),
             [c.id for c in draft_base.characters],
@@ -333,7 +343,7 @@ def _storyline_from_model(
         max_attempts=ctx.max_attempts,
         accounting=asked,
         prompts_dir=ctx.prompts_dir,
-        max_tokens=1500,
+        max_tokens=2000,
     )
     return built[0]
 
@@ -374,6 +384,7 @@ def direct_negative_prompts(state: DirectorState, runtime: Runtime_) -> dict[str
                 )
             },
             json_schema=exact_length(NegativePrompts.model_json_schema(), "negative_prompts", count),
+            max_tokens=80 * count + 100,
             check=check,
             max_attempts=ctx.max_attempts,
             accounting=asked,
@@ -436,6 +447,7 @@ def plan_render_segments(state: DirectorState, runtime: Runtime_) -> dict[str, A
                 )
             },
             json_schema=exact_length(SegmentPrompts.model_json_schema(), "prompts", count),
+            max_tokens=80 * count + 100,
             check=check,
             max_attempts=ctx.max_attempts,
             accounting=asked,

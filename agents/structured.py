@@ -70,7 +70,7 @@ def restrict(schema: dict[str, Any], field: str, values: Sequence[str]) -> dict[
     return visit(schema)
 
 
-_MAX_TEXT = 400
+_MAX_TEXT = 200
 """Longest free-text value asked of a model: small models under constrained decoding otherwise copy the
 transcript into a string until the token limit cuts the JSON off."""
 
