@@ -105,7 +105,12 @@ def _clash(a: Finding, b: Finding) -> str | None:
         return f"the images are {b.value if b.expert is Modality.VISUAL else a.value}, the text asks for " + (
             a.value if a.expert is Modality.TEXT else b.value
         )
-    if a.aspect == b.aspect == "intensity" and abs(int(a.value) - int(b.value)) >= 2:
+    if (
+        a.aspect == b.aspect == "intensity"
+        and a.value.isdigit()
+        and b.value.isdigit()
+        and abs(int(a.value) - int(b.value)) >= 2
+    ):  # a model may write any value: only numbers on the 1-3 scale compare
         return f"{a.expert.value} intensity {a.value} against {b.expert.value} intensity {b.value}"
     return None
 

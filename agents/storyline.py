@@ -240,7 +240,7 @@ def _shot(
     in_frame = [c.id for c in job.characters]
     emotion, emotion_ids = _emotion(findings, start, end, focus)
     camera, camera_finding = _camera(findings, start, end)
-    framing = _covering(findings, "framing", start, end, focus)
+    framing = [f for f in _covering(findings, "framing", start, end, focus) if f.value in set(ShotSize)]
     text_framing = [f for f in framing if f.expert is Modality.TEXT]
     if text_framing:
         shot_size = ShotSize(text_framing[0].value)

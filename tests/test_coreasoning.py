@@ -6,7 +6,7 @@ from samples import audio_report, visual_report
 
 from codirector.agents.coreasoning import detect_conflicts, fill_details, prevailing, resolve_conflicts, stop_reason
 from codirector.agents.findings import findings_from_audio, findings_from_text, findings_from_visual, place_cue
-from codirector.schemas import AudioReport, CoReasoningRecord, Instruction, TextReport, VisualReport
+from codirector.schemas import AudioReport, CoReasoningRecord, Finding, Instruction, TextReport, VisualReport
 from codirector.schemas.vocab import Modality
 
 
@@ -96,3 +96,13 @@ def test_stop_rule_is_a_pure_function_of_the_record() -> None:
     settled = open_record.model_copy(update={"resolutions": resolve_conflicts(conflicts, findings, 1)})
     assert stop_reason(settled) == "no_open_conflicts"
     assert stop_reason(CoReasoningRecord(num_rounds=0, max_rounds=3)) is None
+
+
+def test_free_text_values_from_a_model_never_break_conflict_detection() -> None:
+    loud = Finding(id="audio-r0-9", round=0, expert=Modality.AUDIO, aspect="intensity", value="3", statement="x")
+    odd = [
+        Finding(id=f"text-r1-{n}", round=1, expert=Modality.TEXT, aspect=aspect, value=value, statement="model")
+        for n, (aspect, value) in enumerate([("intensity", "positive"), ("emotion", "thrilled"), ("delivery", "?")])
+    ]
+    assert detect_conflicts([loud, *odd], [], 1) == []  # values outside the vocabularies compare as nothing
+    assert len(detect_conflicts([loud, odd[0].model_copy(update={"value": "1"})], [], 1)) == 1
