@@ -49,3 +49,16 @@ def test_bad_provider_options_exit_2(
 def test_missing_job_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["plan", str(tmp_path / "nope.yaml"), "-o", str(tmp_path / "p.json")]) == 2
     assert "nope.yaml" in capsys.readouterr().err
+
+
+def test_review_writes_the_storyline_for_a_person_and_reads_it_back(tmp_path: Path) -> None:
+    output = tmp_path / "plan.json"
+    # Without a terminal the pause returns at once, so the storyline comes back as written: the round trip
+    # through the file a person would edit is what is checked.
+    assert run(["plan", str(EXAMPLES / "cat" / "job.yaml"), "-o", str(output), "--review", "--no-cache"]) == 0
+    draft = tmp_path / "plan.storyline.yaml"
+    assert draft.exists()
+    plan = load_document(output)
+    assert isinstance(plan, Plan)
+    assert plan.reviewed
+    assert plan.storyline == load_document(draft)
