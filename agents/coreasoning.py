@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from itertools import combinations
 from typing import Literal
 
+from codirector.agents.findings import claim
 from codirector.schemas.reasoning import Conflict, CoReasoningRecord, Finding, Resolution
 from codirector.schemas.reports import AudioReport, VisualReport
 from codirector.schemas.vocab import Delivery, Emotion, Modality, ShotSize
@@ -214,10 +215,9 @@ def fill_details(
                 if pattern.search(utterance.text) and ("action", action, cid) not in present and not still:
                     present.add(("action", action, cid))
                     filled.append(
-                        Finding(
-                            id="new",
-                            round=round_index,
-                            expert=Modality.TEXT,
+                        claim(
+                            Modality.TEXT,
+                            round_index,
                             aspect="action",
                             value=action,
                             character_id=cid,
@@ -229,10 +229,9 @@ def fill_details(
                     )
         if report.delivery is Delivery.SINGING and not still and ("action", "sways to the rhythm", cid) not in present:
             filled.append(
-                Finding(
-                    id="new",
-                    round=round_index,
-                    expert=Modality.AUDIO,
+                claim(
+                    Modality.AUDIO,
+                    round_index,
                     aspect="action",
                     value="sways to the rhythm",
                     character_id=cid,
@@ -244,10 +243,9 @@ def fill_details(
             for utterance in report.utterances:
                 if utterance.emotion is not None and utterance.emotion.intensity == 3:
                     filled.append(
-                        Finding(
-                            id="new",
-                            round=round_index,
-                            expert=Modality.AUDIO,
+                        claim(
+                            Modality.AUDIO,
+                            round_index,
                             aspect="camera",
                             value="push_in",
                             character_id=cid,
@@ -259,10 +257,9 @@ def fill_details(
                     )
     if len(visual.characters) > 1 and not any(f.value.startswith("gaze:") for f in findings):
         filled.append(
-            Finding(
-                id="new",
-                round=round_index,
-                expert=Modality.VISUAL,
+            claim(
+                Modality.VISUAL,
+                round_index,
                 aspect="other",
                 value="gaze:character",
                 confidence=0.7,

@@ -8,13 +8,15 @@ to spoken words are placed in round 1, once the audio expert's transcript is the
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from codirector.schemas.reasoning import Finding
 from codirector.schemas.reports import AudioReport, Instruction, TextReport, VisualReport
 from codirector.schemas.vocab import Modality
 
 __all__ = [
+    "claim",
     "findings_from_audio",
     "findings_from_cues",
     "findings_from_text",
@@ -23,7 +25,13 @@ __all__ = [
     "place_cue",
 ]
 
+_UNNUMBERED = "new"
 _STOPWORDS = {"that", "this", "with", "about", "when", "then", "they", "their", "there", "from"}
+
+
+def claim(expert: Modality, round_index: int, **fields: Any) -> Finding:
+    """A new, not yet numbered finding of `expert` in `round_index`; `number_findings` gives it its id."""
+    return Finding(id=_UNNUMBERED, round=round_index, expert=expert, **fields)
 
 
 def _fid(expert: Modality, round_index: int, n: int) -> str:
@@ -38,10 +46,9 @@ def findings_from_audio(reports: Sequence[AudioReport]) -> list[Finding]:
         span = (report.words[0].start_s, report.words[-1].end_s) if report.words else (None, None)
         emo = report.emotion
         found.append(
-            Finding(
-                id="new",
-                round=0,
-                expert=Modality.AUDIO,
+            claim(
+                Modality.AUDIO,
+                0,
                 aspect="emotion",
                 value=emo.label.value,
                 character_id=cid,
@@ -55,10 +62,9 @@ def findings_from_audio(reports: Sequence[AudioReport]) -> list[Finding]:
         for utterance in report.utterances:
             if utterance.emotion is not None and utterance.emotion.label != emo.label:
                 found.append(
-                    Finding(
-                        id="new",
-                        round=0,
-                        expert=Modality.AUDIO,
+                    claim(
+                        Modality.AUDIO,
+                        0,
                         aspect="emotion",
                         value=utterance.emotion.label.value,
                         character_id=cid,
@@ -69,10 +75,9 @@ def findings_from_audio(reports: Sequence[AudioReport]) -> list[Finding]:
                     )
                 )
         found.append(
-            Finding(
-                id="new",
-                round=0,
-                expert=Modality.AUDIO,
+            claim(
+                Modality.AUDIO,
+                0,
                 aspect="delivery",
                 value=report.delivery.value,
                 character_id=cid,
@@ -84,10 +89,9 @@ def findings_from_audio(reports: Sequence[AudioReport]) -> list[Finding]:
         )
         if emo.intensity != 2:
             found.append(
-                Finding(
-                    id="new",
-                    round=0,
-                    expert=Modality.AUDIO,
+                claim(
+                    Modality.AUDIO,
+                    0,
                     aspect="intensity",
                     value=str(emo.intensity),
                     character_id=cid,
@@ -97,7 +101,7 @@ def findings_from_audio(reports: Sequence[AudioReport]) -> list[Finding]:
                     statement=f"{cid}'s delivery is {'restrained' if emo.intensity == 1 else 'strongly marked'}.",
                 )
             )
-    return _numbered(found, Modality.AUDIO, 0)
+    return number_findings(found, (), 0)
 
 
 def findings_from_visual(report: VisualReport) -> list[Finding]:
@@ -106,10 +110,9 @@ def findings_from_visual(report: VisualReport) -> list[Finding]:
     for character in report.characters:
         face = "a face" if character.face_bbox_xyxy_norm is not None else "no face found"
         found.append(
-            Finding(
-                id="new",
-                round=0,
-                expert=Modality.VISUAL,
+            claim(
+                Modality.VISUAL,
+                0,
                 aspect="framing",
                 value=character.framing.value,
                 character_id=character.character_id,
@@ -118,25 +121,23 @@ def findings_from_visual(report: VisualReport) -> list[Finding]:
             )
         )
     found.append(
-        Finding(
-            id="new",
-            round=0,
-            expert=Modality.VISUAL,
+        claim(
+            Modality.VISUAL,
+            0,
             aspect="style",
             value=report.style.value,
             statement=f"The images are {report.style.value}; {report.scene}; {report.lighting.description}.",
         )
     )
-    return _numbered(found, Modality.VISUAL, 0)
+    return number_findings(found, (), 0)
 
 
 def _instruction_finding(item: Instruction, round_index: int) -> Finding:
     aspect = {"gaze": "other"}.get(item.aspect, item.aspect)
     when = "" if item.timing == "throughout" else f" ({item.timing})"
-    return Finding(
-        id="new",
-        round=round_index,
-        expert=Modality.TEXT,
+    return claim(
+        Modality.TEXT,
+        round_index,
         aspect=aspect,
         character_id=item.character_id,  # type: ignore[arg-type]
         value=item.value if item.aspect != "gaze" else f"gaze:{item.value}",
@@ -156,7 +157,7 @@ def findings_from_cues(report: TextReport, round_index: int) -> list[Finding]:
 def findings_from_text(report: TextReport) -> list[Finding]:
     """Round 0: the user's requests that are placed without the transcript (word cues wait for round 1)."""
     found = [_instruction_finding(item, 0) for item in report.instructions if item.timing != "word"]
-    return _numbered(found, Modality.TEXT, 0)
+    return number_findings(found, (), 0)
 
 
 def place_cue(item: Instruction, reports: Sequence[AudioReport], duration_s: float) -> Instruction:
@@ -194,10 +195,6 @@ def place_cue(item: Instruction, reports: Sequence[AudioReport], duration_s: flo
             "detail": (item.detail + "; " if item.detail else "") + f"cue {item.cue_word!r} is never spoken",
         }
     )
-
-
-def _numbered(found: Iterable[Finding], expert: Modality, round_index: int, start: int = 1) -> list[Finding]:
-    return [f.model_copy(update={"id": _fid(expert, round_index, n)}) for n, f in enumerate(found, start)]
 
 
 def number_findings(found: Sequence[Finding], existing: Sequence[Finding], round_index: int) -> list[Finding]:

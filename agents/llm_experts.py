@@ -11,16 +11,19 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
+from codirector.agents.findings import claim
 from codirector.agents.providers.base import AudioPart, ChatModel, ImagePart
-from codirector.agents.structured import Asked, ask, restrict
+from codirector.agents.structured import Asked, ask, exact_length, restrict
 from codirector.prompts.templates import load_prompt_data
 from codirector.schemas.base import CharacterId, Contract
 from codirector.schemas.reasoning import Aspect, Conflict, Finding, Resolution
+from codirector.schemas.render_plan import RenderPlan
 from codirector.schemas.reports import AudioReport, EmotionEstimate, Instruction, TextReport, VisualReport
-from codirector.schemas.storyline import Camera, EmotionCue, Gaze
+from codirector.schemas.storyline import Camera, EmotionCue, Gaze, Shot, Storyline
 from codirector.schemas.vocab import Modality, ShotSize, SpeakingIntent, VisualStyle
 
 __all__ = [
@@ -35,6 +38,8 @@ __all__ = [
     "interpret_audio",
     "read_instructions_llm",
     "take_turn",
+    "write_negatives",
+    "write_segment_prompts",
 ]
 
 
@@ -264,9 +269,7 @@ def take_turn(
         prompts_dir=prompts_dir,
         max_tokens=1200,
     )
-    new_findings = [
-        Finding(id="new", round=round_index, expert=expert, **draft.model_dump()) for draft in answer.findings
-    ]
+    new_findings = [claim(expert, round_index, **draft.model_dump()) for draft in answer.findings]
     conflicts = [
         Conflict(
             id=f"c{round_index}-{expert.value}-{n}",
@@ -285,3 +288,106 @@ def take_turn(
 def storyline_examples(prompts_dir: Path | None) -> str:
     data, _ref = load_prompt_data("text_expert/storyline_examples", prompts_dir)
     return json.dumps(data["examples"], ensure_ascii=False)
+
+
+def _one_per_item(
+    model: ChatModel,
+    prompt_id: str,
+    output_type: type[NegativePrompts] | type[SegmentPrompts],
+    field: str,
+    items: list[dict[str, Any]],
+    *,
+    input_name: str,
+    expert: str,
+    purpose: str,
+    what: str,
+    non_empty: bool,
+    max_attempts: int,
+    accounting: Asked,
+    prompts_dir: Path | None,
+) -> list[str]:
+    """Ask for exactly one text per item (one negative per shot, one local prompt per segment)."""
+    count = len(items)
+
+    def check(answer: NegativePrompts | SegmentPrompts) -> NegativePrompts | SegmentPrompts:
+        texts: list[str] = getattr(answer, field)
+        if len(texts) != count or (non_empty and not all(t.strip() for t in texts)):
+            empty = " non-empty" if non_empty else ""
+            raise ValueError(f"give exactly {count}{empty} {what}s, one per item; got {len(texts)}")
+        return answer
+
+    answer = ask(
+        model,
+        prompt_id,
+        output_type,
+        expert=expert,
+        purpose=purpose,
+        inputs={input_name: json.dumps(items)},
+        json_schema=exact_length(output_type.model_json_schema(), field, count),
+        max_tokens=80 * count + 100,
+        check=check,
+        max_attempts=max_attempts,
+        accounting=accounting,
+        prompts_dir=prompts_dir,
+    )
+    return list(getattr(answer, field))
+
+
+def write_negatives(
+    model: ChatModel, shots: Sequence[Shot], max_attempts: int, accounting: Asked, prompts_dir: Path | None
+) -> list[str]:
+    """The negative director's model path: one negative prompt per shot."""
+    items = [
+        {
+            "prompt": s.prompt,
+            "emotion": s.emotion.label.value,
+            "camera": s.camera.model_dump(mode="json"),
+            "shot_size": s.shot_size.value,
+        }
+        for s in shots
+    ]
+    return _one_per_item(
+        model,
+        "negative_director/negatives",
+        NegativePrompts,
+        "negative_prompts",
+        items,
+        input_name="shots",
+        expert="negative",
+        purpose="negatives",
+        what="negative prompt",
+        non_empty=False,
+        max_attempts=max_attempts,
+        accounting=accounting,
+        prompts_dir=prompts_dir,
+    )
+
+
+def write_segment_prompts(
+    model: ChatModel,
+    plan: RenderPlan,
+    storyline: Storyline,
+    max_attempts: int,
+    accounting: Asked,
+    prompts_dir: Path | None,
+) -> list[str]:
+    """Segment-level plans by the model: one local prompt per sub-clip, from its shot and its own words."""
+    items = [
+        {"start_s": s.start_s, "end_s": s.end_s, "shot_prompt": storyline.shots[s.shot_index].prompt, "local": s.prompt}
+        for s in plan.segments
+    ]
+    return _one_per_item(
+        model,
+        "text_expert/segments",
+        SegmentPrompts,
+        "prompts",
+        items,
+        input_name="segments",
+        expert="text",
+        purpose="segments",
+        what="prompt",
+        non_empty=True,
+        max_attempts=max_attempts,
+        accounting=accounting,
+        prompts_dir=prompts_dir,
+    )

@@ -28,14 +28,14 @@ from codirector.agents.findings import (
 )
 from codirector.agents.instructions import load_lexicon, read_instructions
 from codirector.agents.llm_experts import (
-    NegativePrompts,
-    SegmentPrompts,
     StorylineDraft,
     describe_images,
     interpret_audio,
     read_instructions_llm,
     storyline_examples,
     take_turn,
+    write_negatives,
+    write_segment_prompts,
 )
 from codirector.agents.negatives import direct_negatives
 from codirector.agents.providers.base import ChatModel
@@ -43,9 +43,9 @@ from codirector.agents.repair import clamp_vocabulary, fit_timeline, fix_gaze
 from codirector.agents.segments import plan_segments
 from codirector.agents.state import DirectorState
 from codirector.agents.storyline import ShotLimits, write_storyline
-from codirector.agents.structured import Asked, ask, exact_length
+from codirector.agents.structured import Asked, ask
 from codirector.schemas.plan import Repair
-from codirector.schemas.reasoning import CoReasoningRecord, Finding
+from codirector.schemas.reasoning import Conflict, CoReasoningRecord, Finding
 from codirector.schemas.storyline import Shot, Storyline
 from codirector.schemas.vocab import Modality
 
@@ -167,6 +167,7 @@ def co_reason(state: DirectorState, runtime: Runtime_) -> dict[str, Any]:
     settled = {r.conflict_id for r in resolutions}
     open_before = [c for c in conflicts if c.id not in settled]
     new_resolutions = []
+    model_conflicts: list[Conflict] = []
     dropped: list[str] = []
     transcript = " | ".join(f"{r.character_id}: {' '.join(w.text.strip() for w in r.words)}" for r in reports)
     for expert, name in ((Modality.AUDIO, "audio"), (Modality.VISUAL, "visual"), (Modality.TEXT, "text")):
@@ -179,7 +180,7 @@ def co_reason(state: DirectorState, runtime: Runtime_) -> dict[str, Any]:
             model, expert, round_index, known, still_open, transcript, asked, ctx.prompts_dir, dropped
         )
         new_findings += number_findings(turn_findings, known, round_index)
-        conflicts += turn_conflicts
+        model_conflicts += turn_conflicts
         open_before += turn_conflicts
         new_resolutions += turn_resolutions
     # Offline (and any left unsettled): the priority rule settles conflicts opened in earlier rounds.
@@ -187,7 +188,10 @@ def co_reason(state: DirectorState, runtime: Runtime_) -> dict[str, Any]:
     new_resolutions += resolve_conflicts(
         [c for c in open_before if c.id not in answered and c.round < round_index], findings, round_index
     )
-    new_conflicts = detect_conflicts([*findings, *new_findings], conflicts, round_index)
+    new_conflicts = [
+        *model_conflicts,
+        *detect_conflicts([*findings, *new_findings], conflicts + model_conflicts, round_index),
+    ]
     record = _record(
         state,
         runtime,
@@ -199,7 +203,7 @@ def co_reason(state: DirectorState, runtime: Runtime_) -> dict[str, Any]:
     update: dict[str, Any] = {
         "num_rounds": round_index,
         "findings": new_findings,
-        "conflicts": [*[c for c in conflicts if c not in state.get("conflicts", [])], *new_conflicts],
+        "conflicts": new_conflicts,
         "resolutions": new_resolutions,
         "stop_reason": stop_reason(record),
         "text_report": text_report,
@@ -355,44 +359,10 @@ def direct_negative_prompts(state: DirectorState, runtime: Runtime_) -> dict[str
     asked = Asked()
     model = ctx.chat_model("negative")
     if model is not None:
-        count = len(storyline.shots)
-
-        def check(answer: NegativePrompts) -> NegativePrompts:
-            if len(answer.negative_prompts) != count:
-                raise ValueError(
-                    f"give exactly {count} negative prompts, one per shot; got {len(answer.negative_prompts)}"
-                )
-            return answer
-
-        answer = ask(
-            model,
-            "negative_director/negatives",
-            NegativePrompts,
-            expert="negative",
-            purpose="negatives",
-            inputs={
-                "shots": json.dumps(
-                    [
-                        {
-                            "prompt": s.prompt,
-                            "emotion": s.emotion.label.value,
-                            "camera": s.camera.model_dump(mode="json"),
-                            "shot_size": s.shot_size.value,
-                        }
-                        for s in storyline.shots
-                    ]
-                )
-            },
-            json_schema=exact_length(NegativePrompts.model_json_schema(), "negative_prompts", count),
-            max_tokens=80 * count + 100,
-            check=check,
-            max_attempts=ctx.max_attempts,
-            accounting=asked,
-            prompts_dir=ctx.prompts_dir,
-        )
+        texts = write_negatives(model, storyline.shots, ctx.max_attempts, asked, ctx.prompts_dir)
         shots = [
             shot.model_copy(update={"negative_prompt": f"{text.strip()}, {shot.negative_prompt}".strip(", ")})
-            for shot, text in zip(storyline.shots, answer.negative_prompts, strict=True)
+            for shot, text in zip(storyline.shots, texts, strict=True)
         ]
         storyline = storyline.model_copy(update={"shots": shots})
     update = _accounting_update(asked)
@@ -420,40 +390,8 @@ def plan_render_segments(state: DirectorState, runtime: Runtime_) -> dict[str, A
     asked = Asked()
     model = ctx.chat_model("text")
     if model is not None:
-        count = len(plan.segments)
-
-        def check(answer: SegmentPrompts) -> SegmentPrompts:
-            if len(answer.prompts) != count or not all(p.strip() for p in answer.prompts):
-                raise ValueError(f"give exactly {count} non-empty prompts, one per segment")
-            return answer
-
-        answer = ask(
-            model,
-            "text_expert/segments",
-            SegmentPrompts,
-            expert="text",
-            purpose="segments",
-            inputs={
-                "segments": json.dumps(
-                    [
-                        {
-                            "start_s": s.start_s,
-                            "end_s": s.end_s,
-                            "shot_prompt": state["storyline"].shots[s.shot_index].prompt,
-                            "local": s.prompt,
-                        }
-                        for s in plan.segments
-                    ]
-                )
-            },
-            json_schema=exact_length(SegmentPrompts.model_json_schema(), "prompts", count),
-            max_tokens=80 * count + 100,
-            check=check,
-            max_attempts=ctx.max_attempts,
-            accounting=asked,
-            prompts_dir=ctx.prompts_dir,
-        )
-        segments = [s.model_copy(update={"prompt": p}) for s, p in zip(plan.segments, answer.prompts, strict=True)]
+        prompts = write_segment_prompts(model, plan, state["storyline"], ctx.max_attempts, asked, ctx.prompts_dir)
+        segments = [s.model_copy(update={"prompt": p}) for s, p in zip(plan.segments, prompts, strict=True)]
         plan = plan.model_copy(update={"segments": segments})
     update = _accounting_update(asked)
     update["prompt_refs"] = [*refs, *asked.prompt_refs]

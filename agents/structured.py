@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from codirector.agents.providers.base import AudioPart, ChatMessage, ChatModel, ImagePart, Part, TextPart
+from codirector.agents.providers.base import AudioPart, ChatMessage, ChatModel, ChatResponse, ImagePart, Part, TextPart
 from codirector.agents.providers.jsontext import extract_json
 from codirector.errors import AgentOutputError, ProviderError
 from codirector.prompts.templates import load_prompt
@@ -178,22 +178,28 @@ def ask(
     messages = [ChatMessage("system", system), ChatMessage("user", content)]
     raw = ""
     problem = ""
+
+    def record(attempt: int, started: float, ok: bool, response: ChatResponse | None = None) -> None:
+        accounting.calls.append(
+            ModelCall(
+                expert=expert,
+                purpose=purpose,
+                provider=model.name,
+                round=round_index,
+                attempt=attempt,
+                ok=ok,
+                latency_s=(response.latency_s if response else 0.0) or time.perf_counter() - started,
+                prompt_tokens=response.prompt_tokens if response else None,
+                completion_tokens=response.completion_tokens if response else None,
+            )
+        )
+
     for attempt in range(1, max_attempts + 1):
         started = time.perf_counter()
         try:
             response = model.complete(messages, json_schema=schema, max_tokens=max_tokens, seed=seed)
         except ProviderError:
-            accounting.calls.append(
-                ModelCall(
-                    expert=expert,
-                    purpose=purpose,
-                    provider=model.name,
-                    round=round_index,
-                    attempt=attempt,
-                    ok=False,
-                    latency_s=time.perf_counter() - started,
-                )
-            )
+            record(attempt, started, False)
             raise
         raw = response.text
         try:
@@ -205,19 +211,7 @@ def ask(
             ok = False
         else:
             ok = True
-        accounting.calls.append(
-            ModelCall(
-                expert=expert,
-                purpose=purpose,
-                provider=model.name,
-                round=round_index,
-                attempt=attempt,
-                ok=ok,
-                latency_s=response.latency_s or time.perf_counter() - started,
-                prompt_tokens=response.prompt_tokens,
-                completion_tokens=response.completion_tokens,
-            )
-        )
+        record(attempt, started, ok, response)
         if ok:
             return result
         logger.info("%s/%s attempt %d rejected: %s", expert, purpose, attempt, problem)
