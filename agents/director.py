@@ -29,10 +29,10 @@ from codirector.agents.providers.base import ChatModel, Provider
 from codirector.agents.providers.registry import resolve_provider
 from codirector.config import Config
 from codirector.errors import AgentOutputError, MediaError, SchemaValidationError
-from codirector.media import probe_job_media
+from codirector.media import job_sha256, probe_job_media
 from codirector.prompts.templates import packaged_prompts_dir
 from codirector.schemas.base import PromptRef
-from codirector.schemas.documents import document_sha256, validate_data
+from codirector.schemas.documents import validate_data
 from codirector.schemas.job import ExpertName, Job
 from codirector.schemas.plan import Plan
 from codirector.schemas.storyline import Storyline
@@ -60,16 +60,6 @@ def _serializer() -> JsonPlusSerializer:
         if isinstance(value, type) and value.__module__.startswith("codirector.schemas")
     ]
     return JsonPlusSerializer(allowed_msgpack_modules=allowed)
-
-
-def job_sha256(job: Job) -> str:
-    """Hash of the job and the bytes of every media file it names."""
-    digest = hashlib.sha256(document_sha256(job).encode())
-    for _loc, path, _kind in job.media_paths():
-        with open(path, "rb") as stream:
-            for block in iter(lambda s=stream: s.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def _prompts_sha256(prompts_dir: Path | None) -> str:

@@ -28,6 +28,9 @@ _LAZY = {
     "load_document": "codirector.api",
     "validate_file": "codirector.api",
     "plan": "codirector.api",
+    "render": "codirector.api",
+    "plan_and_render": "codirector.api",
+    "RenderResult": "codirector.generator.cascade",
     "Plan": "codirector.schemas",
     "ValidationReport": "codirector.api",
     "Job": "codirector.schemas",
@@ -39,8 +42,17 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:
-    from codirector.api import ValidationReport, load_document, load_job, plan, validate_file  # noqa: F401
+    from codirector.api import (  # noqa: F401
+        ValidationReport,
+        load_document,
+        load_job,
+        plan,
+        plan_and_render,
+        render,
+        validate_file,
+    )
     from codirector.config import Config, load_config  # noqa: F401
+    from codirector.generator.cascade import RenderResult  # noqa: F401
     from codirector.schemas import Job, Plan, RenderManifest, RenderPlan, Storyline  # noqa: F401
 
 

@@ -1,4 +1,4 @@
-"""The Python front door: load and validate jobs and codirector files.
+"""The Python front door: load and validate jobs, plan them, render plans, or do both in one call.
 
 Example:
     >>> import codirector
@@ -21,8 +21,10 @@ from codirector.schemas import load_document as _load_document
 
 if TYPE_CHECKING:
     from codirector.agents.providers.base import Provider
+    from codirector.generator.cascade import RenderResult
+    from codirector.generator.context import ProgressHook
 
-__all__ = ["ValidationReport", "load_document", "load_job", "plan", "validate_file"]
+__all__ = ["ValidationReport", "load_document", "load_job", "plan", "plan_and_render", "render", "validate_file"]
 
 
 def load_document(path: str | Path, kind: str | None = None) -> Document:
@@ -134,3 +136,118 @@ def plan(
         checkpoint=checkpoint,
         on_update=on_update,
     )
+
+
+def _run_dir(config: Config, render_plan: RenderPlan, backend: str, options: Mapping[str, Any]) -> Path:
+    """The default run folder: one per (plan, backend, options), so the same render resumes in the same place."""
+    import hashlib
+    import json
+
+    from codirector.schemas.documents import document_sha256
+
+    key = json.dumps([document_sha256(render_plan), backend, dict(options)], sort_keys=True, default=str)
+    return config.home / "renders" / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def render(
+    plan: Plan | RenderPlan | str | Path,
+    output: str | Path | None = None,
+    *,
+    job: Job | str | Path | None = None,
+    backend: str = "preview",
+    backend_options: Mapping[str, Any] | None = None,
+    executor: str = "local",
+    num_workers: int | None = None,
+    run_dir: str | Path | None = None,
+    config: Config | None = None,
+    progress: ProgressHook | None = None,
+) -> RenderResult:
+    """Render a plan through the spatio-temporal cascade into an MP4 (H.264 video, AAC audio).
+
+    Args:
+        plan: a `Plan` (from `plan`), a bare `RenderPlan`, or the path of either file.
+        output: where to put the MP4 (written atomically); default: only inside the run folder.
+        job: the job the plan was made for; when given, a plan made for another job (or for media that changed
+            since) is refused.
+        backend: a registered backend: "preview" (CPU, the default), "dit" (GPU), or a third party's.
+        backend_options: options for the backend (e.g. the dit backend's weights folder).
+        executor: "local" (in process), "process" (a pool of processes) or "ray" (the `ray` extra).
+        num_workers: parallel workers for "process" and "ray"; default one per CPU core.
+        run_dir: the folder for artifacts and manifest.json; default under `Config.home`/renders, keyed by the
+            plan and backend, so that rerunning the same render resumes it.
+        config: settings; default from CODIRECTOR_* variables.
+        progress: called with (stage, tasks done, tasks in all) as work lands.
+
+    Returns:
+        The video path, the plan and the manifest of every stage.
+
+    Example:
+        >>> import codirector
+        >>> result = codirector.render("plan.json", "out.mp4")  # doctest: +SKIP
+        >>> [stage.name for stage in result.manifest.stages][:2]  # doctest: +SKIP
+        ['blueprint', 'select_keyframes']
+    """
+    from codirector.errors import UserError
+    from codirector.generator.cascade import render_plan
+
+    config = config or Config()
+    if not isinstance(plan, Plan | RenderPlan):
+        plan = _load_document(plan)
+        if not isinstance(plan, Plan | RenderPlan):
+            raise UserError(str(plan), f"is a {type(plan).KIND}, not a plan", "Give the file `codirector plan` wrote.")
+    source = plan if isinstance(plan, Plan) else None
+    render_plan_ = plan.render_plan if isinstance(plan, Plan) else plan
+    if job is not None:
+        from codirector.media import job_sha256
+
+        job = job if isinstance(job, Job) else load_job(job)
+        if source is None:
+            raise UserError("job", "can only be checked against a whole plan file", "Pass the Plan, not a RenderPlan.")
+        if job_sha256(job) != source.job_sha256:
+            raise UserError(
+                "plan", "was made for another job, or the job's media changed since",
+                "Plan this job again (`codirector run JOB -o out.mp4` plans and renders in one go).",
+            )  # fmt: skip
+    options = dict(backend_options or {})
+    folder = Path(run_dir) if run_dir is not None else _run_dir(config, render_plan_, backend, options)
+    return render_plan(
+        render_plan_, run_dir=folder, backend=backend, backend_options=options, executor=executor,
+        num_workers=num_workers, output=Path(output) if output is not None else None, progress=progress,
+        source=source,
+    )  # fmt: skip
+
+
+def plan_and_render(
+    job: Job | str | Path,
+    output: str | Path | None = None,
+    *,
+    provider: str | Provider | None = None,
+    prompts_dir: str | Path | None = None,
+    backend: str | None = None,
+    backend_options: Mapping[str, Any] | None = None,
+    executor: str | None = None,
+    num_workers: int | None = None,
+    run_dir: str | Path | None = None,
+    config: Config | None = None,
+    progress: ProgressHook | None = None,
+    **plan_options: Any,
+) -> RenderResult:
+    """Plan a job with the director, then render the plan: the whole main job in one call.
+
+    Backend, executor and workers default to the job's `render:` section. Keyword arguments not listed here go to
+    `plan` (expert_providers, provider_options, review, checkpoint, on_update).
+
+    Example:
+        >>> import codirector
+        >>> result = codirector.plan_and_render("examples/english_portrait/job.yaml", "out.mp4")  # doctest: +SKIP
+        >>> result.video  # doctest: +SKIP
+        PosixPath('out.mp4')
+    """
+    job = job if isinstance(job, Job) else load_job(job)
+    made = plan(job, provider=provider, prompts_dir=prompts_dir, config=config, **plan_options)
+    options = job.render.backend_options if backend_options is None else backend_options
+    return render(
+        made, output, backend=backend or job.render.backend, backend_options=options,
+        executor=executor or job.render.executor, num_workers=num_workers or job.render.num_workers,
+        run_dir=run_dir, config=config, progress=progress,
+    )  # fmt: skip

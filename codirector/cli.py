@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from codirector import __version__
-from codirector.api import load_job, plan, validate_file
+from codirector.api import load_job, plan, plan_and_render, render, validate_file
 from codirector.config import Config, load_config
 from codirector.errors import CodirectorError, SchemaValidationError, UserError
 from codirector.log import configure_logging
@@ -178,6 +179,143 @@ def plan_command(
         f"{output}: {len(storyline.shots)} shots, {len(result.render_plan.segments)} segments over "
         f"{storyline.duration_s:.2f} s; {rounds}; {len(result.model_calls)} model call(s)"
     )
+
+
+def _backend_options(values: tuple[str, ...]) -> dict[str, object]:
+    options: dict[str, object] = {}
+    for value in values:
+        key, sep, text = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{value!r}: write KEY=VALUE, e.g. mouth_gain=1.5", param_hint="--backend-option")
+        try:
+            options[key] = json.loads(text)  # numbers, booleans, lists; anything else stays a string
+        except ValueError:
+            options[key] = text
+    return options
+
+
+def _render_options(function: Callable[..., object]) -> Callable[..., object]:
+    """The options `render` and `run` share: backend, executor, workers, run folder."""
+    for option in reversed(
+        [
+            click.option("--backend", default=None, help="Render backend: preview (CPU, default), dit (GPU), ..."),
+            click.option(
+                "--backend-option", "backend_options", multiple=True, metavar="KEY=VALUE",
+                help="A backend option (repeatable), e.g. --backend-option weights=/models/wan.",
+            ),
+            click.option(
+                "--executor", type=click.Choice(["local", "process", "ray"]), default=None,
+                help="Where sub-clips run: in this process (default), a process pool, or Ray.",
+            ),
+            click.option("--workers", "num_workers", type=click.IntRange(min=1), default=None, help="Workers."),
+            click.option(
+                "--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                help="Folder for artifacts and manifest.json (default: under $CODIRECTOR_HOME/renders); reruns resume.",
+            ),
+        ]
+    ):  # fmt: skip
+        function = option(function)
+    return function
+
+
+_OUTPUT = click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The MP4 to write."
+)
+
+
+class _StageProgress:
+    """Rich progress bars, one per cascade stage, for people at a terminal; silent otherwise."""
+
+    def __init__(self, config: Config) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        console = Console(stderr=True)
+        self.enabled = config.progress == "always" or (config.progress == "auto" and console.is_terminal)
+        self.bars = Progress(
+            TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console, disable=not self.enabled,
+        )  # fmt: skip
+        self.tasks: dict[str, object] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.bars.add_task(stage, total=max(total, 1))
+        self.bars.update(self.tasks[stage], completed=done if total else 1, total=max(total, 1))  # type: ignore[arg-type]
+
+    def __enter__(self) -> _StageProgress:
+        self.bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bars.stop()
+
+
+def _report_render(result: object) -> None:
+    from codirector.generator.cascade import RenderResult
+
+    if isinstance(result, RenderResult):
+        reused = sum(stage.status == "reused" for stage in result.manifest.stages)
+        click.echo(
+            f"{result.video}: {result.manifest.stages[-1].name} done; {len(result.manifest.stages)} stages "
+            f"({reused} reused); run folder {result.run_dir}"
+        )
+
+
+@cli.command("render")
+@click.argument("plan_file", type=click.Path(path_type=Path))
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The MP4 to write."
+)
+@click.option(
+    "--job", "job_file", type=click.Path(path_type=Path), default=None, help="Refuse the plan unless made for this job."
+)
+@_render_options
+@click.pass_obj
+def render_command(
+    config: Config, plan_file: Path, output: Path, job_file: Path | None, backend: str | None,
+    backend_options: tuple[str, ...], executor: str | None, num_workers: int | None, run_dir: Path | None,
+) -> None:  # fmt: skip
+    """Render PLAN_FILE (from `codirector plan`) through the cascade into an MP4 with its audio."""
+    with _StageProgress(config) as progress:
+        result = render(
+            plan_file, output, job=job_file, backend=backend or "preview",
+            backend_options=_backend_options(backend_options), executor=executor or "local",
+            num_workers=num_workers, run_dir=run_dir, config=config, progress=progress,
+        )  # fmt: skip
+    _report_render(result)
+
+
+@cli.command("run")
+@click.argument("job_file", type=click.Path(path_type=Path))
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The MP4 to write."
+)
+@click.option("--provider", default=None, help="LLM provider of the director: offline (default), openai:MODEL, ...")
+@click.option("--base-url", default=None, help="Server URL for openai: providers.")
+@click.option(
+    "--prompts", "prompts_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+    help="A folder of prompt files that override the packaged ones.",
+)  # fmt: skip
+@_render_options
+@click.pass_obj
+def run_command(
+    config: Config, job_file: Path, output: Path, provider: str | None, base_url: str | None,
+    prompts_dir: Path | None, backend: str | None, backend_options: tuple[str, ...], executor: str | None,
+    num_workers: int | None, run_dir: Path | None,
+) -> None:  # fmt: skip
+    """Plan JOB_FILE with the director and render it: the whole job to an MP4 (the plan lands beside it)."""
+    from codirector.schemas import dump_document
+
+    with _StageProgress(config) as progress:
+        result = plan_and_render(
+            job_file, output, provider=provider, prompts_dir=prompts_dir,
+            provider_options={"base_url": base_url} if base_url else None, backend=backend,
+            backend_options=_backend_options(backend_options) if backend_options else None, executor=executor,
+            num_workers=num_workers, run_dir=run_dir, config=config, progress=progress,
+        )  # fmt: skip
+    dump_document(result.plan, output.with_suffix(".plan.json"))  # type: ignore[arg-type]
+    _report_render(result)
 
 
 @cli.command()

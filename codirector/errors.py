@@ -32,8 +32,22 @@ __all__ = [
 ]
 
 
+def _rebuild(kind: type[CodirectorError], state: dict[str, object], args: tuple[object, ...]) -> CodirectorError:
+    error = kind.__new__(kind)
+    error.__dict__.update(state)
+    error.args = args
+    return error
+
+
 class CodirectorError(Exception):
-    """Base class of every error codirector raises on purpose."""
+    """Base class of every error codirector raises on purpose.
+
+    Errors pickle with their fields (source, problem, fix, issues...), so an error raised in a worker process
+    or on a Ray node reaches the parent as itself.
+    """
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), dict(self.__dict__), self.args))
 
 
 class UserError(CodirectorError):
@@ -121,12 +135,21 @@ class ProviderError(CodirectorError):
         super().__init__(f"{provider}: {message}")
 
 
-class BackendNotFoundError(CodirectorError):
-    """No render backend is registered under the requested name."""
+class BackendNotFoundError(UserError):
+    """No render backend is registered under the requested name, or its extra is not installed."""
 
 
 class BackendCapabilityError(CodirectorError):
-    """A backend lacks a capability that a cascade stage needs."""
+    """A backend lacks a capability that a cascade stage needs; names the backend, the capability and the stage."""
+
+    def __init__(self, backend: str, capability: str, stage: str) -> None:
+        self.backend = backend
+        self.capability = capability
+        self.stage = stage
+        super().__init__(
+            f"backend {backend!r} cannot do {capability!r}, which stage {stage!r} needs; "
+            "pick a backend that declares it (`codirector render --help` lists the backends)"
+        )
 
 
 class RenderStageError(CodirectorError):

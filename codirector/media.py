@@ -6,6 +6,7 @@ Every failure is a `MediaError` that names the file and what to do. This is a le
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from codirector.errors import MediaError, ValidationIssue
 from codirector.schemas.base import Loc
-from codirector.schemas.documents import json_path
+from codirector.schemas.documents import document_sha256, json_path
 from codirector.schemas.job import Job
 
 __all__ = [
@@ -22,6 +23,8 @@ __all__ = [
     "ImageInfo",
     "JobMedia",
     "JobMediaError",
+    "file_sha256",
+    "job_sha256",
     "load_audio",
     "load_image",
     "probe_audio",
@@ -177,3 +180,22 @@ def probe_job_media(job: Job, source: str | Path = "job") -> JobMedia:
     if issues:
         raise JobMediaError(source, issues)
     return JobMedia(images, audio)
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def job_sha256(job: Job) -> str:
+    """Hash of the job and the bytes of every media file it names: a plan records it, a render checks it."""
+    digest = hashlib.sha256(document_sha256(job).encode())
+    for _loc, path, _kind in job.media_paths():
+        with open(path, "rb") as stream:
+            for block in iter(lambda s=stream: s.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from codirector.agents.analysis.faces import Box, FaceDetection, detect_face
+from codirector.faces import Box, FaceDetection, detect_face
 from codirector.media import load_image
 from codirector.schemas.reports import CharacterAppearance, Lighting, VisualReport
 from codirector.schemas.vocab import ShotSize, Subject, VisualStyle
