@@ -70,3 +70,21 @@ def test_lint_and_format_are_clean() -> None:
         pytest.skip("ruff is not installed (it comes with the test extra)")
     subprocess.run([ruff, "check", "--no-cache", str(REPO)], check=True, cwd=REPO)
     subprocess.run([ruff, "format", "--check", "--no-cache", str(REPO)], check=True, cwd=REPO)
+
+
+def test_readme_main_command_renders_its_example(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's one install-and-run command: its `codirector ...` part runs and writes the MP4 it names."""
+    from codirector.cli import run as cli_run
+    from codirector.generator.videoio import probe_video
+
+    main = fenced(README.split("## Install and run", 1)[1], "bash")[0].strip()
+    invocation = main.split("&&")[-1].split()
+    assert invocation[0].endswith("codirector")
+    args = invocation[1:]
+    output = args[args.index("-o") + 1]
+    args[args.index("-o") + 1] = str(tmp_path / output)
+    args = [str(REPO / a) if a.startswith("examples/") else a for a in args]
+    monkeypatch.setenv("CODIRECTOR_HOME", str(tmp_path / "home"))
+    assert cli_run(args) == 0
+    info = probe_video(tmp_path / output)
+    assert (info.video_codec, info.audio_codecs) == ("h264", ("aac",))
