@@ -58,7 +58,9 @@ def test_a_dotted_path_that_does_not_import_names_the_install(monkeypatch: pytes
 
 
 def test_entry_points_plug_in_third_party_backends(monkeypatch: pytest.MonkeyPatch) -> None:
-    point = EntryPoint(name="thirdparty-test", value="tests.backend_fakes:CrossfadeBackend", group="codirector.backends")
+    point = EntryPoint(
+        name="thirdparty-test", value="tests.backend_fakes:CrossfadeBackend", group="codirector.backends"
+    )
     monkeypatch.setattr(registry, "entry_points", lambda group: [point] if group == "codirector.backends" else [])
     assert "thirdparty-test" in known_backends()
     assert get_backend_class("thirdparty-test") is CrossfadeBackend
