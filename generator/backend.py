@@ -7,7 +7,10 @@ follow diffusers (`prompt`, `negative_prompt`, `height`, `width`, `num_frames`, 
 `guidance_scale`, `seed`).
 
 Frames are RGB uint8 arrays of shape (height, width, 3). Video methods return iterators, so a stage writes
-frames to disk as they come and memory does not grow with the length of the video.
+frames to disk as they come and memory does not grow with the length of the video. Write them as plain methods
+that check their request and then return a generator: a generator function would only run its checks (and
+`require`) at the first frame. Requests are built inside the worker that runs the task (a
+`SuperResolutionRequest` holds a live iterator of frames), so they never need to travel between processes.
 """
 
 from __future__ import annotations
@@ -198,6 +201,7 @@ class MaskRequest:
 
     image: Frame
     characters: tuple[CharacterCondition, ...]
+    scene: np.ndarray | None = None
 
 
 class Backend:

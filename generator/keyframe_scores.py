@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from codirector.errors import ConfigError
-from codirector.faces import Box, _cascade, detect_face
+from codirector.faces import FAST_SEARCHES, Box, FaceView, FastSearch, detect_face, find_face_fast
 from codirector.schemas.vocab import Subject
 
 __all__ = [
@@ -38,6 +38,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_MAX_FULL_SEARCHES = 3  # candidates searched whole, from the middle out, before a window counts as faceless
 
 IdentityEmbedder = Callable[[np.ndarray], np.ndarray]  # RGB uint8 face crop (h, w, 3) -> 1-D feature vector
 
@@ -122,98 +124,6 @@ def default_identity_embedder(crop: np.ndarray) -> np.ndarray:
 def _unit(vector: np.ndarray) -> np.ndarray:
     norm = float(np.linalg.norm(vector))
     return vector / norm if norm > 0 else vector
-
-
-# --- finding the face fast -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Search:
-    """A single Haar run on a small grayscale copy: the fast counterpart of `codirector.faces`' voting search.
-
-    One run fires on textures now and then; here that matters less than for a reference picture, because only one
-    candidate per boundary is searched whole and the others only around the face it found, at its size.
-    """
-
-    cascade: str
-    long_sides: tuple[int, ...]  # sizes of the small copy tried, in order, until a face is found
-    pad_share: float  # replicated border, as a share of the copy's long side
-    equalize: bool
-    min_neighbors: int
-    min_side: int  # smallest face searched, in pixels of the small copy
-
-
-# Values from codirector.faces: the cat cascade finds a cat face that fills the frame only on a small copy with a
-# border (examples/cat); a 640x360 frame at 320 px still shows a head of 1/11 of its height.
-_SEARCHES = {
-    Subject.HUMAN: _Search("haarcascade_frontalface_alt2.xml", (320,), 0.0, True, 3, 16),
-    Subject.ANIMAL: _Search("haarcascade_frontalcatface.xml", (100, 140, 200), 0.1, False, 2, 20),
-}
-_REACH = 0.6  # how far around the last face seen the next candidate is searched, as a share of the face's side
-_MAX_FULL_SEARCHES = 3  # candidates searched whole, from the middle out, before a window counts as faceless
-
-
-@dataclass(frozen=True)
-class _View:
-    """A frame's small grayscale copy for one search: `image` pixels = frame pixels * scale + pad."""
-
-    image: np.ndarray
-    scale: float
-    pad: int
-
-    @classmethod
-    def of(cls, gray: np.ndarray, search: _Search, long_side: int) -> _View:
-        import cv2
-
-        scale = min(1.0, long_side / max(gray.shape))
-        small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
-        if search.equalize:
-            small = cv2.equalizeHist(small)
-        pad = int(search.pad_share * max(small.shape))
-        if pad:
-            small = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        return cls(small, scale, pad)
-
-    def to_frame(self, box: Box) -> Box:
-        return tuple((value - self.pad) / self.scale for value in box)  # type: ignore[return-value]
-
-    def to_small(self, box: Box) -> Box:
-        return tuple(value * self.scale + self.pad for value in box)  # type: ignore[return-value]
-
-
-def _detect(view: _View, search: _Search, near: Box | None = None) -> Box | None:
-    """The face in `view` (frame pixels): the surest anywhere, or the one nearest `near` and of about its size."""
-    x_offset = y_offset = 0
-    image, min_side, max_side = view.image, search.min_side, 0
-    if near is not None:
-        x0, y0, x1, y1 = view.to_small(near)
-        side = max(x1 - x0, y1 - y0)
-        # between neighbouring candidates a face moves less than _REACH of its size and changes size by < 1.4x
-        reach = _REACH * side
-        x_offset, y_offset = max(0, int(x0 - reach)), max(0, int(y0 - reach))
-        image = view.image[y_offset : int(y1 + reach) + 1, x_offset : int(x1 + reach) + 1]
-        min_side, max_side = max(search.min_side, int(side / 1.4)), int(side * 1.4) + 1
-        if min(image.shape) < min_side:
-            return None
-    size_limits = {"maxSize": (max_side, max_side)} if max_side else {}
-    boxes, votes = _cascade(search.cascade).detectMultiScale2(
-        image, scaleFactor=1.1, minNeighbors=search.min_neighbors, minSize=(min_side, min_side), **size_limits
-    )
-    found = [
-        ((x + x_offset, y + y_offset, x + x_offset + w, y + y_offset + h), vote)
-        for (x, y, w, h), vote in zip(np.reshape(boxes, (-1, 4)).tolist(), np.ravel(votes).tolist(), strict=True)
-    ]
-    if not found:
-        return None
-    if near is None:
-        # the box most overlapping windows agree on (then the larger): a false face fires on few of them
-        best = max(found, key=lambda item: (item[1], item[0][2] - item[0][0]))[0]
-    else:
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        best = min(
-            found, key=lambda item: abs((item[0][0] + item[0][2]) / 2 - cx) + abs((item[0][1] + item[0][3]) / 2 - cy)
-        )[0]
-    return view.to_frame(tuple(float(value) for value in best))  # type: ignore[arg-type]
 
 
 def _clip(box: Box, width: int, height: int) -> tuple[int, int, int, int]:
@@ -344,9 +254,11 @@ class KeyframeScorer:
             box: Box = (0.0, 0.0, float(width), float(height))
             if detection is not None:
                 # Re-find the face with the fast search, so reference and candidate crops are framed alike.
-                search = _SEARCHES[detection.subject]
+                search = FAST_SEARCHES[detection.subject]
                 gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-                refined = (_detect(_View.of(gray, search, size), search, detection.box) for size in search.long_sides)
+                refined = (
+                    find_face_fast(FaceView.of(gray, search, size), search, detection.box) for size in search.long_sides
+                )
                 box = next((b for b in refined if b is not None), detection.box)
             else:
                 logger.info("no face in reference %d; its whole image stands for the face", len(self._references))
@@ -423,12 +335,12 @@ class KeyframeScorer:
         """
         count = len(grays)
         outwards = sorted(range(count), key=lambda i: (abs(i - (count - 1) / 2), i))
-        anchor: tuple[int, _Search, int, Box] | None = None
+        anchor: tuple[int, FastSearch, int, Box] | None = None
         for index in outwards[:_MAX_FULL_SEARCHES]:
             for subject in self._subjects:
-                search = _SEARCHES[subject]
+                search = FAST_SEARCHES[subject]
                 for size in search.long_sides:
-                    if (box := _detect(_View.of(grays[index], search, size), search)) is not None:
+                    if (box := find_face_fast(FaceView.of(grays[index], search, size), search)) is not None:
                         anchor = (index, search, size, box)
                         break
                 if anchor:
@@ -446,8 +358,8 @@ class KeyframeScorer:
         for step in (-1, 1):  # walk out from the anchor both ways, each frame searched near the last face seen
             near = box
             for index in range(start + step, count if step > 0 else -1, step):
-                views = (_View.of(grays[index], search, side) for side in sizes)
-                found = next((b for view in views if (b := _detect(view, search, near)) is not None), None)
+                views = (FaceView.of(grays[index], search, side) for side in sizes)
+                found = next((b for view in views if (b := find_face_fast(view, search, near)) is not None), None)
                 boxes[index] = found
                 regions[index] = found or near
                 near = found or near

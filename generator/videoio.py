@@ -171,23 +171,36 @@ def write_frames(
 
 
 def read_frames(path: Path, indices: Sequence[int] | None = None) -> Iterator[np.ndarray]:
-    """Decode frames as RGB uint8 arrays, in order; only those at `indices` (sorted, 0-based) when given."""
+    """Decode frames as RGB uint8 arrays, in order; only those at `indices` (0-based) when given.
+
+    In an intra-only file (our MJPEG intermediates) the frames not asked for are skipped without being decoded,
+    so picking a few keyframes from a long blueprint costs about as much as reading the file.
+    """
     import av
 
     wanted = None if indices is None else sorted(set(indices))
-    position = 0
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for index, frame in enumerate(container.decode(stream)):
-            if wanted is None:
+        if wanted is None:
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
                 yield frame.to_ndarray(format="rgb24")
-                continue
-            if position >= len(wanted):
-                return
+            return
+        if not wanted:
+            return
+        wanted_set = set(wanted)
+        if stream.codec_context.name == "mjpeg":  # intra-only: one packet per frame, each decodes on its own
+            numbered = enumerate(packet for packet in container.demux(stream) if packet.size)
+            pairs = ((i, frame) for i, packet in numbered if i in wanted_set for frame in packet.decode())
+        else:  # frames depend on each other (and come out of order): decode all, count decoded frames
+            pairs = enumerate(container.decode(stream))
+        position = 0
+        for index, frame in pairs:
             if index == wanted[position]:
                 yield frame.to_ndarray(format="rgb24")
                 position += 1
+                if position == len(wanted):
+                    return
 
 
 def probe_video(path: Path) -> VideoInfo:

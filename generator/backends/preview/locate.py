@@ -9,17 +9,15 @@ too, the character is put where the canvas has them, as if the frame showed the 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import cv2
 import numpy as np
 
-from codirector.faces import Box
+from codirector.faces import Box, haar_cascade
 from codirector.generator.backends.preview.layout import Layout, Placement
 from codirector.schemas.vocab import Subject
 
@@ -114,18 +112,10 @@ def _template_candidates(small: np.ndarray, patch: np.ndarray) -> list[tuple[flo
     return found
 
 
-@functools.lru_cache(maxsize=2)
-def _cascade(name: str) -> Any:
-    classifier = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / name))
-    if classifier.empty():
-        raise FileNotFoundError(f"OpenCV Haar cascade {name} is missing: install opencv-python-headless<5")
-    return classifier
-
-
 def _detector_candidates(small: np.ndarray, subject: Subject) -> list[Box]:
     """One quick Haar pass (`codirector.faces.detect_face` runs 16-24 and takes 100-300 ms; this takes a few)."""
     name = "haarcascade_frontalcatface.xml" if subject is Subject.ANIMAL else "haarcascade_frontalface_default.xml"
-    boxes, _ = _cascade(name).detectMultiScale2(small, scaleFactor=1.1, minNeighbors=4, minSize=(16, 16))
+    boxes, _ = haar_cascade(name).detectMultiScale2(small, scaleFactor=1.1, minNeighbors=4, minSize=(16, 16))
     return [
         (float(x), float(y), float(x + w), float(y + h)) for x, y, w, h in np.asarray(boxes).reshape(-1, 4).tolist()
     ]
