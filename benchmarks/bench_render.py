@@ -101,7 +101,8 @@ def one_case(args: argparse.Namespace) -> dict[str, object]:
     sampler.start()
     started = time.perf_counter()
     result = codirector.render(
-        plan, folder / "out.mp4", executor=args.executor, num_workers=args.workers, run_dir=folder / "run",
+        plan, folder / "out.mp4", executor=args.executor,
+        num_workers=None if args.executor == "local" else args.workers, run_dir=folder / "run",
         config=codirector.Config(home=folder / "home"),
     )  # fmt: skip
     render_s = time.perf_counter() - started

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from codirector.config import Config
+from codirector.config import Config, load_config
 from codirector.media import JobMedia, probe_job_media
 from codirector.schemas import Document, Job, Plan, RenderPlan, Storyline
 from codirector.schemas import load_document as _load_document
@@ -190,7 +190,7 @@ def render(
     from codirector.errors import UserError
     from codirector.generator.cascade import render_plan
 
-    config = config or Config()
+    config = config or load_config()
     if not isinstance(plan, Plan | RenderPlan):
         plan = _load_document(plan)
         if not isinstance(plan, Plan | RenderPlan):
@@ -230,12 +230,14 @@ def plan_and_render(
     run_dir: str | Path | None = None,
     config: Config | None = None,
     progress: ProgressHook | None = None,
+    plan_output: str | Path | None = None,
     **plan_options: Any,
 ) -> RenderResult:
     """Plan a job with the director, then render the plan: the whole main job in one call.
 
-    Backend, executor and workers default to the job's `render:` section. Keyword arguments not listed here go to
-    `plan` (expert_providers, provider_options, review, checkpoint, on_update).
+    Backend, executor and workers default to the job's `render:` section. `plan_output` also writes the plan
+    there before rendering starts. Keyword arguments not listed here go to `plan` (expert_providers,
+    provider_options, review, checkpoint, on_update).
 
     Example:
         >>> import codirector
@@ -245,6 +247,10 @@ def plan_and_render(
     """
     job = job if isinstance(job, Job) else load_job(job)
     made = plan(job, provider=provider, prompts_dir=prompts_dir, config=config, **plan_options)
+    if plan_output is not None:
+        from codirector.schemas import dump_document
+
+        dump_document(made, plan_output)
     options = job.render.backend_options if backend_options is None else backend_options
     return render(
         made, output, backend=backend or job.render.backend, backend_options=options,

@@ -305,16 +305,14 @@ def run_command(
     num_workers: int | None, run_dir: Path | None,
 ) -> None:  # fmt: skip
     """Plan JOB_FILE with the director and render it: the whole job to an MP4 (the plan lands beside it)."""
-    from codirector.schemas import dump_document
-
     with _StageProgress(config) as progress:
         result = plan_and_render(
             job_file, output, provider=provider, prompts_dir=prompts_dir,
             provider_options={"base_url": base_url} if base_url else None, backend=backend,
             backend_options=_backend_options(backend_options) if backend_options else None, executor=executor,
             num_workers=num_workers, run_dir=run_dir, config=config, progress=progress,
+            plan_output=output.with_suffix(".plan.json"),
         )  # fmt: skip
-    dump_document(result.plan, output.with_suffix(".plan.json"))  # type: ignore[arg-type]
     _report_render(result)
 
 

@@ -122,6 +122,14 @@ class RenderOptions(Contract):
         default_factory=dict, description="Backend-specific options, e.g. the dit backend's weights folder."
     )
 
+    @model_validator(mode="after")
+    def _check_workers(self) -> RenderOptions:
+        if self.executor == "local" and self.num_workers not in (None, 1):
+            raise RuleViolation(
+                [(("num_workers",), "the local executor runs one task at a time; use executor 'process' or 'ray'")]
+            )
+        return self
+
 
 class Job(Document):
     """A video to make from reference image(s), audio track(s) and the user's words.

@@ -317,3 +317,12 @@ def test_stage_cannot_finish_before_it_starts() -> None:
     data = sample("render_manifest")
     data["stages"][0]["finished_at"] = "2026-11-22T09:59:59Z"
     assert issues_of("render_manifest", data) == ["$.stages[0].finished_at: a stage cannot finish before it starts"]
+
+
+def test_parallel_workers_need_a_parallel_executor() -> None:
+    data = sample("job")
+    data["render"] = {"executor": "local", "num_workers": 4}
+    (issue,) = issues_of("job", data)
+    assert issue.startswith("$.render.num_workers: the local executor runs one task at a time")
+    data["render"] = {"executor": "process", "num_workers": 4}
+    validate_data(data, "job")

@@ -10,6 +10,7 @@ the source (the mouth would be wrong), the frames around the seam are made again
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -100,16 +101,12 @@ def loudness_at(inputs: RenderInputs, time_s: float, window_s: float = 0.04) -> 
     return loudest
 
 
-_LEVELS: dict[tuple[str, str], float] = {}
-
-
+@functools.lru_cache(maxsize=8)
 def _loud_level(path: str, sha256: str) -> float:
-    if (path, sha256) not in _LEVELS:
-        track = load_track(path, sha256)
-        hop = int(0.04 * SAMPLE_RATE)
-        frames = track[: len(track) // hop * hop].reshape(-1, hop)
-        _LEVELS[(path, sha256)] = float(np.percentile(np.sqrt((frames**2).mean(axis=1)), 95)) if len(frames) else 0.0
-    return _LEVELS[(path, sha256)]
+    track = load_track(path, sha256)
+    hop = int(0.04 * SAMPLE_RATE)
+    frames = track[: len(track) // hop * hop].reshape(-1, hop)
+    return float(np.percentile(np.sqrt((frames**2).mean(axis=1)), 95)) if len(frames) else 0.0
 
 
 def make_transitions(run: RenderRun, keyframes: Keyframes, subclips: SubClips) -> Transitions:
