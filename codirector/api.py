@@ -158,6 +158,7 @@ def render(
     backend_options: Mapping[str, Any] | None = None,
     executor: str = "local",
     num_workers: int | None = None,
+    executor_options: Mapping[str, Any] | None = None,
     run_dir: str | Path | None = None,
     config: Config | None = None,
     progress: ProgressHook | None = None,
@@ -173,6 +174,8 @@ def render(
         backend_options: options for the backend (e.g. the dit backend's weights folder).
         executor: "local" (in process), "process" (a pool of processes) or "ray" (the `ray` extra).
         num_workers: parallel workers for "process" and "ray"; default one per CPU core.
+        executor_options: for the executor, e.g. {"num_gpus_per_task": 1} so that Ray puts each sub-clip on a
+            GPU of its own (one resident model per GPU worker).
         run_dir: the folder for artifacts and manifest.json; default under `Config.home`/renders, keyed by the
             plan and backend, so that rerunning the same render resumes it.
         config: settings; default from CODIRECTOR_* variables.
@@ -212,7 +215,8 @@ def render(
     folder = Path(run_dir) if run_dir is not None else _run_dir(config, render_plan_, backend, options)
     return render_plan(
         render_plan_, run_dir=folder, backend=backend, backend_options=options, executor=executor,
-        num_workers=num_workers, output=Path(output) if output is not None else None, progress=progress,
+        num_workers=num_workers, executor_options=dict(executor_options or {}),
+        output=Path(output) if output is not None else None, progress=progress,
         source=source,
     )  # fmt: skip
 
@@ -227,6 +231,7 @@ def plan_and_render(
     backend_options: Mapping[str, Any] | None = None,
     executor: str | None = None,
     num_workers: int | None = None,
+    executor_options: Mapping[str, Any] | None = None,
     run_dir: str | Path | None = None,
     config: Config | None = None,
     progress: ProgressHook | None = None,
@@ -255,5 +260,5 @@ def plan_and_render(
     return render(
         made, output, backend=backend or job.render.backend, backend_options=options,
         executor=executor or job.render.executor, num_workers=num_workers or job.render.num_workers,
-        run_dir=run_dir, config=config, progress=progress,
+        executor_options=executor_options, run_dir=run_dir, config=config, progress=progress,
     )  # fmt: skip

@@ -194,6 +194,16 @@ def _backend_options(values: tuple[str, ...]) -> dict[str, object]:
     return options
 
 
+def _executor_options(executor: str | None, gpus_per_task: float | None) -> dict[str, object]:
+    if gpus_per_task is None:
+        return {}
+    if executor != "ray":
+        raise click.BadParameter(
+            "only the Ray executor places tasks on GPUs; add --executor ray", param_hint="--gpus-per-task"
+        )
+    return {"num_gpus_per_task": gpus_per_task}
+
+
 def _render_options(function: Callable[..., object]) -> Callable[..., object]:
     """The options `render` and `run` share: backend, executor, workers, run folder."""
     for option in reversed(
@@ -208,6 +218,10 @@ def _render_options(function: Callable[..., object]) -> Callable[..., object]:
                 help="Where sub-clips run: in this process (default), a process pool, or Ray.",
             ),
             click.option("--workers", "num_workers", type=click.IntRange(min=1), default=None, help="Workers."),
+            click.option(
+                "--gpus-per-task", type=click.FloatRange(min=0), default=None,
+                help="Ray executor: GPUs each task takes (1: one sub-clip per GPU, the model resident on it).",
+            ),
             click.option(
                 "--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                 help="Folder for artifacts and manifest.json (default: under $CODIRECTOR_HOME/renders); reruns resume.",
@@ -274,14 +288,16 @@ def _report_render(result: object) -> None:
 @click.pass_obj
 def render_command(
     config: Config, plan_file: Path, output: Path, job_file: Path | None, backend: str | None,
-    backend_options: tuple[str, ...], executor: str | None, num_workers: int | None, run_dir: Path | None,
+    backend_options: tuple[str, ...], executor: str | None, num_workers: int | None, gpus_per_task: float | None,
+    run_dir: Path | None,
 ) -> None:  # fmt: skip
     """Render PLAN_FILE (from `codirector plan`) through the cascade into an MP4 with its audio."""
     with _StageProgress(config) as progress:
         result = render(
             plan_file, output, job=job_file, backend=backend or "preview",
             backend_options=_backend_options(backend_options), executor=executor or "local",
-            num_workers=num_workers, run_dir=run_dir, config=config, progress=progress,
+            num_workers=num_workers, executor_options=_executor_options(executor, gpus_per_task), run_dir=run_dir,
+            config=config, progress=progress,
         )  # fmt: skip
     _report_render(result)
 
@@ -302,7 +318,7 @@ def render_command(
 def run_command(
     config: Config, job_file: Path, output: Path, provider: str | None, base_url: str | None,
     prompts_dir: Path | None, backend: str | None, backend_options: tuple[str, ...], executor: str | None,
-    num_workers: int | None, run_dir: Path | None,
+    num_workers: int | None, gpus_per_task: float | None, run_dir: Path | None,
 ) -> None:  # fmt: skip
     """Plan JOB_FILE with the director and render it: the whole job to an MP4 (the plan lands beside it)."""
     with _StageProgress(config) as progress:
@@ -310,7 +326,8 @@ def run_command(
             job_file, output, provider=provider, prompts_dir=prompts_dir,
             provider_options={"base_url": base_url} if base_url else None, backend=backend,
             backend_options=_backend_options(backend_options) if backend_options else None, executor=executor,
-            num_workers=num_workers, run_dir=run_dir, config=config, progress=progress,
+            num_workers=num_workers, executor_options=_executor_options(executor, gpus_per_task), run_dir=run_dir,
+            config=config, progress=progress,
             plan_output=output.with_suffix(".plan.json"),
         )  # fmt: skip
     _report_render(result)

@@ -152,7 +152,8 @@ def _reusable(run: RenderRun, stage: Stage, record: StageRecord | None, input_ha
 
 def render_plan(
     plan: RenderPlan, *, run_dir: Path, backend: str = "preview", backend_options: dict[str, Any] | None = None,
-    executor: str = "local", num_workers: int | None = None, output: Path | None = None,
+    executor: str = "local", num_workers: int | None = None, executor_options: dict[str, Any] | None = None,
+    output: Path | None = None,
     progress: ProgressHook | None = None,
     source: Plan | None = None,
 ) -> RenderResult:  # fmt: skip
@@ -165,6 +166,7 @@ def render_plan(
         backend_options: keyword options for the backend.
         executor: "local", "process" or "ray": where the parallel tasks run.
         num_workers: parallel workers for "process" and "ray".
+        executor_options: for the executor, e.g. {"num_gpus_per_task": 1, "address": "auto"} for Ray.
         output: also copy the finished MP4 here (atomically).
         progress: called with (stage, done, total) as tasks finish.
         source: the director's Plan that holds `plan`, returned in the result.
@@ -181,7 +183,7 @@ def render_plan(
         executor=executor, plan_sha256=document_sha256(plan), prompt_refs=list(plan.prompt_refs),
     )  # type: ignore[arg-type]  # fmt: skip
     outputs: dict[str, StageOutput] = {}
-    with make_executor(executor, num_workers) as pool:
+    with make_executor(executor, num_workers, **(executor_options or {})) as pool:
         run = RenderRun(
             plan=plan, inputs=RenderInputs.from_plan(plan), settings=settings, backend=instance,
             backend_ref=backend_ref, executor=pool, run_dir=folder, progress=progress,

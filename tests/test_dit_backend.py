@@ -71,3 +71,22 @@ def test_codirector_render_with_the_tiny_dit_makes_an_mp4(
     assert (info.video_codec, info.width, info.height) == ("h264", 64, 64)
     assert set(info.audio_codecs) == {"aac"}  # the mix, and each voice when there are two
     assert info.num_frames == round(small.duration_s * small.fps)
+
+
+def test_custom_sigmas_and_cpu_offload_are_used() -> None:
+    from codirector.generator.testing import make_requests
+
+    requests = make_requests(height=32, width=32, num_frames=5, seed=0, upscale=2)
+    default = list(DitBackend(tiny=True, max_frames=9).first_last_frame(requests.clip))
+    custom = DitBackend(tiny=True, max_frames=9, sigmas=[1.0, 0.75, 0.25], cpu_offload=True)
+    frames = list(custom.first_last_frame(requests.clip))
+    assert len(frames) == len(default) == 5
+    assert custom.pipeline.sigmas == [1.0, 0.75, 0.25]  # three steps where the request asks for two
+    assert custom.pipeline.vae_device.type == "cpu"
+    assert any(not (a == b).all() for a, b in zip(frames, default, strict=True))  # another schedule, other frames
+
+
+def test_gpus_per_task_needs_the_ray_executor(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = cli_run(["render", str(tmp_path / "plan.json"), "-o", str(tmp_path / "o.mp4"), "--gpus-per-task", "1"])
+    assert code == 2
+    assert "--executor ray" in capsys.readouterr().err

@@ -95,7 +95,8 @@ class DitBackend(Backend):
         audio_scale: inference-time boost of the audio attention.
         max_frames: the longest clip sampled in one go (4k + 1; 81 for Wan 14B).
         upscale_strength, super_resolution_strength: how much of the schedule image/video-to-video runs.
-        compile: torch.compile the transformer; cpu_offload: keep modules on the CPU between uses.
+        compile: torch.compile the transformer; cpu_offload: keep the VAE and text encoder on the CPU.
+        sigmas: a custom few-step sigma schedule (e.g. [1.0, 0.75, 0.5, 0.25]) used for every clip.
         attention_backend: a diffusers attention backend name (e.g. "flash", "_native_cudnn").
     """
 
@@ -108,6 +109,7 @@ class DitBackend(Backend):
         dtype: str = "float32", audio_encoder: str | None = None, audio_scale: float = 1.0, max_frames: int = 81,
         upscale_strength: float = 0.5, super_resolution_strength: float = 0.4, compile: bool = False,
         cpu_offload: bool = False, attention_backend: str | None = None, seed: int = 0,
+        sigmas: list[float] | None = None,
     ) -> None:  # fmt: skip
         if weights is None and not tiny:
             raise ConfigError(
@@ -125,7 +127,7 @@ class DitBackend(Backend):
             "audio_encoder": audio_encoder, "audio_scale": float(audio_scale), "max_frames": int(max_frames),
             "upscale_strength": float(upscale_strength), "super_resolution_strength": float(super_resolution_strength),
             "compile": bool(compile), "cpu_offload": bool(cpu_offload), "attention_backend": attention_backend,
-            "seed": int(seed),
+            "seed": int(seed), "sigmas": [float(v) for v in sigmas] if sigmas else None,
         }  # fmt: skip
         self._pipeline: Any = None
 
@@ -144,11 +146,13 @@ class DitBackend(Backend):
             dtype = getattr(torch, options["dtype"])
             if options["tiny"]:
                 pipeline = DitPipeline.tiny(options["seed"], device=options["device"], dtype=dtype,
-                                            audio_scale=options["audio_scale"])  # fmt: skip
+                                            audio_scale=options["audio_scale"], sigmas=options["sigmas"],
+                                            cpu_offload=options["cpu_offload"])  # fmt: skip
             else:
                 pipeline = DitPipeline.from_pretrained(
                     options["weights"], adapter=options["adapter"], audio_encoder=options["audio_encoder"],
                     device=options["device"], dtype=dtype, audio_scale=options["audio_scale"],
+                    sigmas=options["sigmas"], cpu_offload=options["cpu_offload"],
                 )  # fmt: skip
             if options["attention_backend"]:
                 pipeline.transformer.set_attention_backend(options["attention_backend"])

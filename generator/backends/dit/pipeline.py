@@ -68,24 +68,32 @@ class DitPipeline:
         audio_encoder: audio -> features at the video frame rate (num_frames, audio_dim).
         device, dtype: where and how the transformer runs.
         audio_scale: inference-time boost of the audio attention (the papers raise it above 1).
+        shift: the flow-matching shift of the schedule (Wan: 5).
+        sigmas: a custom few-step schedule (trajectory-preserving distilled models use their own), used as is
+            for every clip instead of `num_inference_steps` evenly spaced steps.
+        cpu_offload: keep the VAE and the text encoder on the CPU, so the accelerator holds only the transformer.
     """
 
     def __init__(
         self, transformer: AudioWanTransformer3DModel, vae: torch.nn.Module, text_encoder: TextEncoder,
         audio_encoder: AudioEncoder, *, device: str = "cpu", dtype: torch.dtype = torch.float32,
-        audio_scale: float = 1.0, shift: float = 5.0,
+        audio_scale: float = 1.0, shift: float = 5.0, sigmas: Sequence[float] | None = None,
+        cpu_offload: bool = False,
     ) -> None:  # fmt: skip
         # from_pretrained(torch_dtype=...) already keeps the norms in float32; a tiny model is built in float32
         self.transformer = transformer.to(device=device).eval()
         if dtype != torch.float32 and transformer.dtype == torch.float32:
             self.transformer = self.transformer.to(dtype=dtype)
-        self.vae = vae.to(device=device).eval()
+        # cpu_offload keeps the VAE (used twice a clip) on the CPU; only the transformer occupies the accelerator
+        self.vae_device = torch.device("cpu") if cpu_offload else torch.device(device)
+        self.vae = vae.to(device=self.vae_device).eval()
         self.text_encoder = text_encoder
         self.audio_encoder = audio_encoder
         self.device = torch.device(device)
         self.dtype = dtype
         self.audio_scale = audio_scale
         self.shift = shift
+        self.sigmas = list(sigmas) if sigmas else None
         config = self.vae.config
         self._mean = torch.tensor(config.latents_mean).view(1, -1, 1, 1, 1)
         self._std = torch.tensor(config.latents_std).view(1, -1, 1, 1, 1)
@@ -125,7 +133,8 @@ class DitPipeline:
         if adapter is not None:
             load_adapter(transformer, Path(adapter))
         vae = AutoencoderKLWan.from_pretrained(root / "vae", torch_dtype=torch.float32)
-        text = TextEncoder.from_pretrained(root, device=device, dtype=dtype)
+        text_device = "cpu" if options.get("cpu_offload") else device
+        text = TextEncoder.from_pretrained(root, device=text_device, dtype=dtype)
         audio = make_audio_encoder(audio_encoder)
         return cls(transformer, vae, text, audio, device=device, dtype=dtype, **options)  # type: ignore[arg-type]
 
@@ -134,14 +143,14 @@ class DitPipeline:
     @torch.no_grad()
     def encode(self, video: torch.Tensor) -> torch.Tensor:
         """(1, 3, F, H, W) in [-1, 1] -> normalised latents (1, 16, latent F, H/8, W/8)."""
-        latents = self.vae.encode(video.to(self.device, self.vae.dtype)).latent_dist.mode()
+        latents = self.vae.encode(video.to(self.vae_device, self.vae.dtype)).latent_dist.mode()
         return ((latents.float().cpu() - self._mean) / self._std).to(self.dtype)
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Normalised latents -> (1, 3, F, H, W) in [-1, 1]."""
         latents = latents.float().cpu() * self._std + self._mean
-        return self.vae.decode(latents.to(self.device, self.vae.dtype)).sample.float().cpu()
+        return self.vae.decode(latents.to(self.vae_device, self.vae.dtype)).sample.float().cpu()
 
     # --- sampling ---------------------------------------------------------------------------------------------
 
@@ -207,7 +216,9 @@ class DitPipeline:
         if not 0 < strength <= 1:
             raise ValueError(f"strength must be in (0, 1], got {strength}")
         generator = torch.Generator().manual_seed(sampler.seed)
-        sigmas = sigma_schedule(sampler.num_inference_steps, shift=self.shift)
+        # a distilled model's own few-step sigmas, when given, replace the evenly spaced flow schedule
+        steps = len(self.sigmas) if self.sigmas else sampler.num_inference_steps
+        sigmas = sigma_schedule(steps, shift=self.shift, kind=self.sigmas or "flow")
         if start is not None and strength < 1:
             sigmas = [s for s in sigmas if s <= strength] or sigmas[-1:]
         scheduler = make_scheduler(sigmas, self.shift)
