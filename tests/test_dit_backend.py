@@ -90,3 +90,56 @@ def test_gpus_per_task_needs_the_ray_executor(tmp_path: Path, capsys: pytest.Cap
     code = cli_run(["render", str(tmp_path / "plan.json"), "-o", str(tmp_path / "o.mp4"), "--gpus-per-task", "1"])
     assert code == 2
     assert "--executor ray" in capsys.readouterr().err
+
+
+def test_first_last_frame_conditioning_keeps_the_anchors_latents_where_the_mask_says_keep() -> None:
+    import numpy as np
+    import torch
+
+    from codirector.generator.backends.dit.conditioning import LatentGrid, condition_channels, frames_to_video
+    from codirector.generator.backends.dit.pipeline import DitPipeline
+
+    pipeline = DitPipeline.tiny(0)
+    rng = np.random.default_rng(0)
+    first, last = (rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(2))
+    grid = LatentGrid(9, 32, 32)  # 3 latent frames: frame 0 alone, then frames 1-4 and 5-8
+    given = {0: frames_to_video([first])[:, :, 0], 8: frames_to_video([last])[:, :, 0]}
+    channels = condition_channels(grid, given, pipeline.encode)
+    mask, latents = channels[:, :4], channels[:, 4:]
+    assert channels.shape == (1, 20, 3, 4, 4)
+    assert torch.equal(mask[0, :, 0], torch.ones(4, 4, 4))  # the first anchor fills latent frame 0
+    assert torch.equal(mask[0, :, 1], torch.zeros(4, 4, 4))  # nothing given in frames 1-4
+    assert torch.equal(mask[0, :3, 2], torch.zeros(3, 4, 4))  # frames 5-7 free...
+    assert torch.equal(mask[0, 3, 2], torch.ones(4, 4))  # ...frame 8, the last anchor, kept
+    # Wan's VAE is causal in time: latent frame 0 is the first anchor's own latent
+    alone = pipeline.encode(frames_to_video([first]))
+    torch.testing.assert_close(latents[:, :, 0], alone[:, :, 0])
+
+
+def test_the_whole_pipeline_loads_from_a_local_checkpoint_folder(tmp_path: Path) -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
+
+    from codirector.generator.backends.dit.model import save_adapter
+    from codirector.generator.backends.dit.pipeline import DitPipeline
+    from codirector.generator.testing import make_requests
+
+    tiny = DitPipeline.tiny(0)
+    tiny.transformer.save_pretrained(tmp_path / "wan" / "transformer")
+    tiny.vae.save_pretrained(tmp_path / "wan" / "vae")
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{word: i + 3 for i, word in enumerate(["a", "person", "talks"])}}
+    words = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    words.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(
+        tokenizer_object=words, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    ).save_pretrained(tmp_path / "wan" / "tokenizer")
+    config = UMT5Config(vocab_size=8, d_model=tiny.transformer.config.text_dim, d_kv=8, d_ff=32, num_layers=1,
+                        num_heads=2)  # fmt: skip
+    UMT5EncoderModel(config).save_pretrained(tmp_path / "wan" / "text_encoder")
+    save_adapter(tiny.transformer, tmp_path / "adapter.safetensors")
+    backend = DitBackend(weights=str(tmp_path / "wan"), adapter=str(tmp_path / "adapter.safetensors"),
+                         dtype="float32", max_frames=9)  # fmt: skip
+    requests = make_requests(height=32, width=32, num_frames=5, seed=0, upscale=2)
+    frames = list(backend.first_last_frame(requests.clip))
+    assert len(frames) == 5
+    assert frames[0].shape == (32, 32, 3)

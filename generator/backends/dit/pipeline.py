@@ -135,7 +135,13 @@ class DitPipeline:
         vae = AutoencoderKLWan.from_pretrained(root / "vae", torch_dtype=torch.float32)
         text_device = "cpu" if options.get("cpu_offload") else device
         text = TextEncoder.from_pretrained(root, device=text_device, dtype=dtype)
-        audio = make_audio_encoder(audio_encoder)
+        audio_dim = transformer.config.audio_dim
+        audio = make_audio_encoder(audio_encoder or f"logmel:{audio_dim}")
+        if audio.feature_dim != audio_dim:
+            raise ConfigError(
+                f"audio_encoder {audio_encoder or 'logmel'}", f"gives {audio.feature_dim} features per frame, but the "
+                f"adapter was trained on {audio_dim}", "Use the audio encoder the adapter was trained with.",
+            )  # fmt: skip
         return cls(transformer, vae, text, audio, device=device, dtype=dtype, **options)  # type: ignore[arg-type]
 
     # --- latents ----------------------------------------------------------------------------------------------

@@ -49,6 +49,9 @@ class TextEncoder:
 
         def tokenize(prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
             tokens = tokenizer([prompt], max_length=MAX_TOKENS, truncation=True, return_tensors="pt")
+            if tokens.input_ids.shape[1] == 0:  # an empty negative prompt: one end-of-text token, as UMT5 gives
+                ids = torch.tensor([[tokenizer.eos_token_id or 0]])
+                return ids.to(device), torch.ones_like(ids).to(device)
             return tokens.input_ids.to(device), tokens.attention_mask.to(device)
 
         return cls(model.to(device), tokenize)
