@@ -107,36 +107,14 @@ class _RemoteTraceback(Exception):
         return f'\n"""\n{self.text}"""'
 
 
-def _rebuild_error(kind: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> BaseException:
-    # Our errors take (source, problem, fix) and similar in __init__ but store only the message in `args`, so the
-    # default exception pickling calls __init__ with the wrong arguments; rebuild without calling it.
-    error = kind.__new__(kind, *args)
-    error.args = args
-    error.__dict__.update(state)
-    return error
-
-
 @dataclass(frozen=True)
 class _Outcome(Generic[R]):
     """What a task sends back to the parent: its value, or its failure in a form that always unpickles."""
 
     value: R | None = None
-    error: CodirectorError | None = None  # raised as itself in the parent
+    error: CodirectorError | None = None  # raised as itself in the parent (CodirectorError pickles with its fields)
     error_repr: str = ""  # any other exception, as repr(error): its class may not exist (or unpickle) there
     trace: str = ""
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        error = None
-        if self.error is not None:
-            error = (_rebuild_error, (type(self.error), self.error.args, dict(self.error.__dict__)))
-        return (_Outcome._restore, (self.value, error, self.error_repr, self.trace))
-
-    @staticmethod
-    def _restore(value: Any, error: Any, error_repr: str, trace: str) -> _Outcome[Any]:
-        if error is not None:
-            rebuild, arguments = error
-            error = rebuild(*arguments)
-        return _Outcome(value, error, error_repr, trace)
 
 
 def run_task(fn: Callable[[T], R], task: T) -> _Outcome[R]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import ClassVar, Literal, TypeVar
 
-from codirector.errors import CodirectorError, ConfigError, RenderStageError
-from codirector.generator.executors.base import Executor
+from codirector.errors import CodirectorError, ConfigError
+from codirector.generator.executors.base import Executor, task_error
 
 __all__ = ["LocalExecutor"]
 
@@ -50,7 +50,7 @@ class LocalExecutor(Executor):
             except CodirectorError:
                 raise
             except Exception as error:
-                raise RenderStageError(stage, f"task {index} failed: {error!r}") from error
+                raise task_error(stage, index, error) from error
             results.append(result)
             if on_done is not None:
                 on_done(index, result)
