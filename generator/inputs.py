@@ -12,11 +12,13 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from codirector.generator.backend import Backend, CharacterCondition, ShotDirection
+from codirector.generator.rundir import ItemResult, RunDir
 from codirector.media import file_sha256, load_audio, load_image
 from codirector.schemas.render_plan import DiffusionSettings, RenderPlan, Segment
 
@@ -27,6 +29,7 @@ __all__ = [
     "MediaRef",
     "RenderInputs",
     "SegmentDirection",
+    "StageTask",
     "TaskModel",
     "derive_seed",
     "frame_index",
@@ -181,6 +184,39 @@ class RenderInputs(TaskModel):
 
     def scene_image(self) -> np.ndarray | None:
         return None if self.scene is None else load_reference(*_ref(self.scene))
+
+
+class StageTask(TaskModel):
+    """One task of a parallel stage: the run folder, the backend, the render's inputs, the size and the sampler.
+
+    Its output file is named by its own content hash under the stage's folder, so `finished()` finds the work of
+    an earlier, interrupted run; subclasses set `STAGE` and `SUFFIX` and add their own fields.
+    """
+
+    STAGE: ClassVar[str]
+    SUFFIX: ClassVar[str]
+
+    run_root: str
+    backend: BackendRef
+    inputs: RenderInputs
+    width: int
+    height: int
+    sampler: DiffusionSettings
+
+    def output(self) -> str:
+        return f"{self.STAGE}/{self.key()[:20]}{self.SUFFIX}"
+
+    @property
+    def run_dir(self) -> RunDir:
+        return RunDir(Path(self.run_root))
+
+    def finished(self) -> ItemResult | None:
+        """The output of an earlier run of this very task, if there is one."""
+        return self.run_dir.existing(self.output())
+
+    def written(self) -> ItemResult:
+        """The output this task has just written."""
+        return self.run_dir.item(self.output(), reused=False)
 
 
 def _ref(media: MediaRef) -> tuple[str, str]:

@@ -6,40 +6,31 @@ dynamics, content, and layout". It runs as one task through the executor, so a G
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from codirector.generator.artifacts import BlueprintVideo, FileRef
 from codirector.generator.backend import Capability, VideoRequest
 from codirector.generator.context import RenderRun
-from codirector.generator.inputs import BackendRef, RenderInputs, TaskModel, derive_seed
-from codirector.generator.rundir import ItemResult, RunDir
+from codirector.generator.inputs import StageTask, derive_seed
+from codirector.generator.rundir import ItemResult
 from codirector.generator.videoio import write_frames
-from codirector.schemas.render_plan import DiffusionSettings
 
 __all__ = ["BlueprintTask", "render_blueprint", "run_blueprint_task"]
 
 STAGE = "blueprint"
 
 
-class BlueprintTask(TaskModel):
-    run_root: str
-    backend: BackendRef
-    inputs: RenderInputs
+class BlueprintTask(StageTask):
+    STAGE = STAGE
+    SUFFIX = ".mkv"
+
     fps: int
     num_frames: int
-    width: int
-    height: int
-    sampler: DiffusionSettings
-
-    def output(self) -> str:
-        return f"{STAGE}/{self.key()[:20]}.mkv"
 
 
 def run_blueprint_task(task: BlueprintTask) -> ItemResult:
     """Render the blueprint (in whichever worker runs it), or find it already rendered."""
-    run_dir = RunDir(Path(task.run_root))
-    if (done := run_dir.existing(task.output())) is not None:
+    if (done := task.finished()) is not None:
         return done
+    run_dir = task.run_dir
     backend = task.backend.load()
     inputs = task.inputs
     request = VideoRequest(
@@ -52,7 +43,7 @@ def run_blueprint_task(task: BlueprintTask) -> ItemResult:
         run_dir.path(task.output()), backend.text_to_video(request), width=task.width, height=task.height,
         fps=task.fps, num_frames=task.num_frames, stage=STAGE,
     )  # fmt: skip
-    return run_dir.item(task.output(), reused=False)
+    return task.written()
 
 
 def render_blueprint(run: RenderRun) -> BlueprintVideo:

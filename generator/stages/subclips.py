@@ -9,51 +9,40 @@ director and its own slice of every character's audio. Kling-Avatar sec. 2.2: th
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from codirector.generator.artifacts import Anchors, FileRef, SubClips
 from codirector.generator.backend import Capability, ClipRequest
 from codirector.generator.context import RenderRun
 from codirector.generator.images import read_png
 from codirector.generator.inputs import (
-    BackendRef,
     MediaRef,
-    RenderInputs,
-    TaskModel,
+    StageTask,
     derive_seed,
     frame_index,
     nearest_anchor,
 )
-from codirector.generator.rundir import ItemResult, RunDir
+from codirector.generator.rundir import ItemResult
 from codirector.generator.videoio import write_frames
-from codirector.schemas.render_plan import DiffusionSettings
 
 __all__ = ["ClipTask", "render_subclips", "run_clip_task"]
 
 STAGE = "subclips"
 
 
-class ClipTask(TaskModel):
-    run_root: str
-    backend: BackendRef
-    inputs: RenderInputs
+class ClipTask(StageTask):
+    STAGE = STAGE
+    SUFFIX = ".mkv"
+
     segment_index: int
     start_frame: int
     end_frame: int  # inclusive: the clip's last frame is the next segment's first anchor
     first_anchor: MediaRef
     last_anchor: MediaRef
-    width: int
-    height: int
-    sampler: DiffusionSettings
-
-    def output(self) -> str:
-        return f"{STAGE}/{self.key()[:20]}.mkv"
 
 
 def run_clip_task(task: ClipTask) -> ItemResult:
-    run_dir = RunDir(Path(task.run_root))
-    if (done := run_dir.existing(task.output())) is not None:
+    if (done := task.finished()) is not None:
         return done
+    run_dir = task.run_dir
     backend = task.backend.load()
     inputs = task.inputs
     fps = inputs.fps
@@ -71,7 +60,7 @@ def run_clip_task(task: ClipTask) -> ItemResult:
         run_dir.path(task.output()), backend.first_last_frame(request), width=task.width, height=task.height,
         fps=fps, num_frames=num_frames, stage=STAGE,
     )  # fmt: skip
-    return run_dir.item(task.output(), reused=False)
+    return task.written()
 
 
 def render_subclips(run: RenderRun, anchors: Anchors) -> SubClips:

@@ -9,7 +9,6 @@ compose stage joins them without encoding again.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 
@@ -17,10 +16,9 @@ from codirector.generator.artifacts import Anchors, FileRef, FinalClips, SubClip
 from codirector.generator.backend import Capability, SuperResolutionRequest
 from codirector.generator.context import RenderRun
 from codirector.generator.images import read_png
-from codirector.generator.inputs import BackendRef, MediaRef, RenderInputs, TaskModel, derive_seed, nearest_anchor
+from codirector.generator.inputs import MediaRef, StageTask, TaskModel, derive_seed, nearest_anchor
 from codirector.generator.rundir import ItemResult, RunDir
 from codirector.generator.videoio import read_frames, write_frames
-from codirector.schemas.render_plan import DiffusionSettings
 
 __all__ = ["SuperResolutionTask", "run_super_resolution_task", "super_resolve"]
 
@@ -33,22 +31,16 @@ class Splice(TaskModel):
     num_frames: int
 
 
-class SuperResolutionTask(TaskModel):
-    run_root: str
-    backend: BackendRef
-    inputs: RenderInputs
+class SuperResolutionTask(StageTask):
+    STAGE = STAGE
+    SUFFIX = ".mp4"
+
     clip: MediaRef
     start_frame: int  # global index of the clip's first frame
     num_frames: int  # frames kept: the clip without its closing anchor
     splices: tuple[Splice, ...]
     first_anchor: MediaRef
     last_anchor: MediaRef
-    width: int
-    height: int
-    sampler: DiffusionSettings
-
-    def output(self) -> str:
-        return f"{STAGE}/{self.key()[:20]}.mp4"
 
 
 def spliced_frames(run_dir: RunDir, task: SuperResolutionTask) -> Iterator[np.ndarray]:
@@ -77,9 +69,9 @@ def _skip(frames: Iterator[np.ndarray], count: int) -> Iterator[np.ndarray]:
 
 
 def run_super_resolution_task(task: SuperResolutionTask) -> ItemResult:
-    run_dir = RunDir(Path(task.run_root))
-    if (done := run_dir.existing(task.output())) is not None:
+    if (done := task.finished()) is not None:
         return done
+    run_dir = task.run_dir
     backend = task.backend.load()
     inputs = task.inputs
     start_s = task.start_frame / inputs.fps
@@ -95,7 +87,7 @@ def run_super_resolution_task(task: SuperResolutionTask) -> ItemResult:
         run_dir.path(task.output()), backend.super_resolve(request), width=task.width, height=task.height,
         fps=inputs.fps, codec="h264", num_frames=task.num_frames, stage=STAGE,
     )  # fmt: skip
-    return run_dir.item(task.output(), reused=False)
+    return task.written()
 
 
 def super_resolve(run: RenderRun, subclips: SubClips, transitions: Transitions, anchors: Anchors) -> FinalClips:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import math
-from pathlib import Path
 
 import numpy as np
 
@@ -21,16 +20,14 @@ from codirector.generator.backend import Capability, InterpolationRequest
 from codirector.generator.context import RenderRun
 from codirector.generator.inputs import (
     SAMPLE_RATE,
-    BackendRef,
     MediaRef,
     RenderInputs,
-    TaskModel,
+    StageTask,
     derive_seed,
     load_track,
 )
-from codirector.generator.rundir import ItemResult, RunDir
+from codirector.generator.rundir import ItemResult
 from codirector.generator.videoio import read_frames, write_frames
-from codirector.schemas.render_plan import DiffusionSettings
 
 __all__ = ["MOUTH_GAP", "TransitionTask", "loudness_at", "make_transitions", "run_transition_task"]
 
@@ -39,10 +36,10 @@ MOUTH_GAP = 0.15  # envelope difference (0-1) at which the anchor's mouth no lon
 MAX_HALF_WINDOW = 6  # frames either side of the seam, at most (0.24 s at 25 fps)
 
 
-class TransitionTask(TaskModel):
-    run_root: str
-    backend: BackendRef
-    inputs: RenderInputs
+class TransitionTask(StageTask):
+    STAGE = STAGE
+    SUFFIX = ".mkv"
+
     seam_index: int
     start_frame: int  # global index of the first transition frame
     num_frames: int
@@ -51,18 +48,12 @@ class TransitionTask(TaskModel):
     after_clip: MediaRef
     after_frame: int  # index inside after_clip of the frame just past the window
     directions: tuple[int, int]  # the segments on either side
-    width: int
-    height: int
-    sampler: DiffusionSettings
-
-    def output(self) -> str:
-        return f"{STAGE}/{self.key()[:20]}.mkv"
 
 
 def run_transition_task(task: TransitionTask) -> ItemResult:
-    run_dir = RunDir(Path(task.run_root))
-    if (done := run_dir.existing(task.output())) is not None:
+    if (done := task.finished()) is not None:
         return done
+    run_dir = task.run_dir
     backend = task.backend.load()
     inputs = task.inputs
     fps = inputs.fps
@@ -81,7 +72,7 @@ def run_transition_task(task: TransitionTask) -> ItemResult:
         run_dir.path(task.output()), backend.interpolate(request), width=task.width, height=task.height, fps=fps,
         num_frames=task.num_frames, stage=STAGE,
     )  # fmt: skip
-    return run_dir.item(task.output(), reused=False)
+    return task.written()
 
 
 def loudness_at(inputs: RenderInputs, time_s: float, window_s: float = 0.04) -> float:

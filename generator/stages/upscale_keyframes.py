@@ -7,39 +7,30 @@ global prompts." One task per anchor, in parallel through the executor.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from codirector.generator.artifacts import Anchors, FileRef, Keyframes
 from codirector.generator.backend import Capability, UpscaleRequest
 from codirector.generator.context import RenderRun
 from codirector.generator.images import read_png, write_png
-from codirector.generator.inputs import BackendRef, MediaRef, RenderInputs, TaskModel, derive_seed
-from codirector.generator.rundir import ItemResult, RunDir
-from codirector.schemas.render_plan import DiffusionSettings
+from codirector.generator.inputs import MediaRef, StageTask, derive_seed
+from codirector.generator.rundir import ItemResult
 
 __all__ = ["UpscaleTask", "run_upscale_task", "upscale_keyframes"]
 
 STAGE = "upscale_keyframes"
 
 
-class UpscaleTask(TaskModel):
-    run_root: str
-    backend: BackendRef
-    inputs: RenderInputs
+class UpscaleTask(StageTask):
+    STAGE = STAGE
+    SUFFIX = ".png"
+
     keyframe: MediaRef  # relative to the run folder
     time_s: float
-    width: int
-    height: int
-    sampler: DiffusionSettings
-
-    def output(self) -> str:
-        return f"{STAGE}/{self.key()[:20]}.png"
 
 
 def run_upscale_task(task: UpscaleTask) -> ItemResult:
-    run_dir = RunDir(Path(task.run_root))
-    if (done := run_dir.existing(task.output())) is not None:
+    if (done := task.finished()) is not None:
         return done
+    run_dir = task.run_dir
     backend = task.backend.load()
     inputs = task.inputs
     request = UpscaleRequest(
@@ -54,7 +45,7 @@ def run_upscale_task(task: UpscaleTask) -> ItemResult:
 
         raise RenderStageError(STAGE, f"backend returned {image.shape}, expected {(task.height, task.width, 3)}")
     write_png(run_dir.path(task.output()), image, STAGE)
-    return run_dir.item(task.output(), reused=False)
+    return task.written()
 
 
 def upscale_keyframes(run: RenderRun, keyframes: Keyframes) -> Anchors:
