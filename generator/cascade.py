@@ -39,7 +39,7 @@ from codirector.generator.artifacts import (
 from codirector.generator.backend import Backend
 from codirector.generator.context import ProgressHook, RenderRun
 from codirector.generator.executors import make_executor
-from codirector.generator.inputs import BackendRef, RenderInputs
+from codirector.generator.inputs import SAMPLE_RATE, BackendRef, RenderInputs, load_track
 from codirector.generator.registry import load_backend
 from codirector.generator.rundir import ItemResult, RunDir
 from codirector.generator.stages.blueprint import render_blueprint
@@ -50,7 +50,6 @@ from codirector.generator.stages.super_resolve import super_resolve
 from codirector.generator.stages.transitions import make_transitions
 from codirector.generator.stages.upscale_keyframes import upscale_keyframes
 from codirector.generator.videoio import atomic_path
-from codirector.media import probe_audio
 from codirector.schemas.documents import document_sha256
 from codirector.schemas.manifest import Artifact, RenderManifest, StageRecord
 from codirector.schemas.plan import Plan
@@ -100,8 +99,9 @@ class RenderResult:
     outputs: dict[str, StageOutput]
 
 
-def check_plan_media(plan: RenderPlan) -> None:
-    """Every file the plan names exists, and the audio is as long as the plan says (within a frame).
+def load_plan_inputs(plan: RenderPlan) -> RenderInputs:
+    """The plan's inputs, once every file it names exists and the audio is as long as the plan says (within a
+    frame). Each track is decoded once here and kept for the stages that read it in this process.
 
     Raises:
         MediaError: a file is missing or unreadable.
@@ -113,13 +113,16 @@ def check_plan_media(plan: RenderPlan) -> None:
                 raise MediaError(path, "no such file (the plan names it)", "Restore the file, or plan the job again.")
     if plan.scene_image is not None and not Path(plan.scene_image).is_file():
         raise MediaError(plan.scene_image, "no such file (the plan names it)", "Restore the file, or plan again.")
-    longest = max(probe_audio(c.audio).duration_s for c in plan.characters if c.audio is not None)
+    inputs = RenderInputs.from_plan(plan)
+    tracks = [load_track(c.audio.path, c.audio.sha256) for c in inputs.characters if c.audio is not None]
+    longest = max(len(track) for track in tracks) / SAMPLE_RATE
     if abs(longest - plan.duration_s) > 1.0 / plan.fps:
         raise UserError(
             "plan",
             f"is {plan.duration_s:.2f} s long but its audio is now {longest:.2f} s: the plan does not match its job",
             "Plan the job again (`codirector run JOB -o out.mp4` plans and renders in one go).",
         )
+    return inputs
 
 
 def _stage_hash(stage: Stage, run: RenderRun, upstream: list[StageOutput]) -> str:
@@ -171,7 +174,7 @@ def render_plan(
         progress: called with (stage, done, total) as tasks finish.
         source: the director's Plan that holds `plan`, returned in the result.
     """
-    check_plan_media(plan)
+    inputs = load_plan_inputs(plan)
     instance: Backend = load_backend(backend, **(backend_options or {}))
     settings = instance.stage_settings(plan.stages)
     backend_ref = BackendRef.of(backend, instance)
@@ -185,7 +188,7 @@ def render_plan(
     outputs: dict[str, StageOutput] = {}
     with make_executor(executor, num_workers, **(executor_options or {})) as pool:
         run = RenderRun(
-            plan=plan, inputs=RenderInputs.from_plan(plan), settings=settings, backend=instance,
+            plan=plan, inputs=inputs, settings=settings, backend=instance,
             backend_ref=backend_ref, executor=pool, run_dir=folder, progress=progress,
         )  # fmt: skip
         for stage in CASCADE:
