@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from codirector.errors import InputFileError
 from codirector.schemas.base import PromptRef
 
-__all__ = ["PromptTemplate", "load_prompt", "load_prompt_data", "packaged_prompts_dir"]
+__all__ = ["PromptTemplate", "current_ref", "load_prompt", "load_prompt_data", "packaged_prompts_dir"]
 
 _FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n(.*)\Z", re.DOTALL)
 _SECTION = re.compile(r"^## (system|user)\s*$", re.MULTILINE)
@@ -146,3 +146,19 @@ def load_prompt_data(name: str, prompts_dir: Path | None = None) -> tuple[Any, P
         raise InputFileError(path, "a prompt data file needs top-level id and version", "Add them.")
     ref = PromptRef(id=str(data["id"]), version=str(data["version"]), sha256=hashlib.sha256(text.encode()).hexdigest())
     return data, ref
+
+
+def current_ref(prompt_id: str, prompts_dir: Path | None = None) -> PromptRef | None:
+    """The ref `prompt_id` has now (a template's or a data file's), as a plan would record it; None if it is gone.
+
+    An eval reuses a cached plan when every prompt the plan recorded still has the same hash (evals/cache.py).
+    """
+    for suffix in (".md", ".yaml"):
+        try:
+            _find(prompt_id + suffix, prompts_dir)
+        except InputFileError:
+            continue
+        if suffix == ".md":
+            return load_prompt(prompt_id, prompts_dir).ref
+        return load_prompt_data(prompt_id, prompts_dir)[1]
+    return None

@@ -16,6 +16,15 @@ from codirector.schemas.documents import (
     read_data,
     validate_data,
 )
+from codirector.schemas.evals import (
+    CASE_CATEGORIES,
+    GSB_DIMENSIONS,
+    EvalCase,
+    EvalRecord,
+    EvalRun,
+    EvalSuite,
+    Expectations,
+)
 from codirector.schemas.job import CharacterSpec, DirectorOptions, Job, OutputSettings, RenderOptions
 from codirector.schemas.manifest import Artifact, RenderManifest, StageRecord
 from codirector.schemas.plan import ModelCall, Plan, Repair
@@ -66,7 +75,9 @@ from codirector.schemas.vocab import (
 )
 
 __all__ = [
+    "CASE_CATEGORIES",
     "DOCUMENT_TYPES",
+    "GSB_DIMENSIONS",
     "SCHEMA_VERSION",
     "Artifact",
     "AudioReport",
@@ -87,6 +98,11 @@ __all__ = [
     "Emotion",
     "EmotionCue",
     "EmotionEstimate",
+    "EvalCase",
+    "EvalRecord",
+    "EvalRun",
+    "EvalSuite",
+    "Expectations",
     "Finding",
     "FrameSize",
     "Gaze",

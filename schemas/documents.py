@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from codirector.errors import InputFileError, SchemaValidationError, ValidationIssue
 from codirector.schemas.base import Document, Loc, RuleViolation
+from codirector.schemas.evals import EvalRun, EvalSuite
 from codirector.schemas.job import Job
 from codirector.schemas.manifest import RenderManifest
 from codirector.schemas.plan import Plan
@@ -48,6 +49,7 @@ __all__ = [
     "packaged_json_schema",
     "read_data",
     "validate_data",
+    "write_text_atomic",
 ]
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -64,6 +66,8 @@ DOCUMENT_TYPES: Mapping[str, type[Document]] = MappingProxyType(
             RenderPlan,
             RenderManifest,
             Plan,
+            EvalSuite,
+            EvalRun,
         )
     }
 )
@@ -77,6 +81,8 @@ _KIND_BY_STEM = {
     "render_plan": "render_plan",
     "manifest": "render_manifest",
     "co_reasoning": "co_reasoning",
+    "suite": "eval_suite",
+    "run": "eval_run",
 }
 
 
@@ -111,7 +117,7 @@ def export_json_schemas(directory: str | Path) -> list[Path]:
     written = []
     for kind in DOCUMENT_TYPES:
         path = target / f"{kind}.schema.json"
-        _write_atomic(path, _schema_text(kind))
+        write_text_atomic(path, _schema_text(kind))
         written.append(path)
     return written
 
@@ -261,11 +267,11 @@ def dump_document(document: Document, path: str | Path) -> Path:
         text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     else:
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    _write_atomic(path, text)
+    write_text_atomic(path, text)
     return path
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
     """Write through a temporary file in the same folder and rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
