@@ -379,3 +379,12 @@ def run(argv: list[str] | None = None) -> int:
 def main() -> None:
     """Console-script entry point."""
     sys.exit(run())
+
+
+def _register_subcommands() -> None:
+    from codirector.cli_eval import eval_group  # its own module: it imports this one's option parsers
+
+    cli.add_command(eval_group)
+
+
+_register_subcommands()

@@ -85,12 +85,14 @@ def _camera(expected: CameraExpectation) -> Callable[[Shot], bool]:
 def _action(expected: ActionExpectation, names: dict[str, str]) -> Callable[[Shot], bool]:
     wanted = expected.text.lower()
     who = names.get(expected.character_id or "", "").lower()
+    everyone = [name.lower() for name in names.values()]
 
-    def holds(shot: Shot) -> bool:
-        # an action names its character in multi-character shots ("Sam nods"); stems match ("nod" in "nods")
-        return any(wanted in action.lower() and who in action.lower() for action in shot.actions)
+    def mine(action: str) -> bool:
+        # multi-character shots name who acts ("Sam nods"); an action naming nobody is the shot's one character's
+        return not who or who in action or not any(name in action for name in everyone)
 
-    return holds
+    # stems match: "nod" is in "nods"
+    return lambda shot: any(wanted in action.lower() and mine(action.lower()) for action in shot.actions)
 
 
 def _speaker(expected: SpeakerExpectation) -> Callable[[Shot], bool]:

@@ -340,6 +340,53 @@ def plan() -> dict[str, Any]:
     }
 
 
+def eval_suite() -> dict[str, Any]:
+    return {
+        "kind": "eval_suite",
+        "name": "mini",
+        "description": "One case of each expectation type.",
+        "render": False,
+        "cases": [
+            {
+                "id": "greeting",
+                "category": "conflicting_instructions",
+                "job": "/jobs/greeting/job.yaml",
+                "prompt": "She is sad; push-in at the end.",
+                "render": True,
+                "expect": {
+                    "emotions": [{"label": "sad", "at": "throughout"}],
+                    "camera": [{"movement": "pan", "direction": "left", "at": "window", "start_s": 1.0, "end_s": 2.0}],
+                    "actions": [{"text": "nod", "at": "start", "character_id": "host"}],
+                    "speakers": [{"character_id": "host", "at": "end", "alone": True}],
+                    "conflicts": [{"aspect": "emotion", "modalities": ["audio", "text"], "decided_by": "text"}],
+                    "negative_must_not_contain": ["sad face"],
+                    "delivery": "speech",
+                    "language": "en",
+                    "num_shots": [1, 5],
+                },
+            }
+        ],
+    }
+
+
+def eval_run() -> dict[str, Any]:
+    return {
+        "kind": "eval_run",
+        "codirector_version": "0.1.0",
+        "suite": "mini",
+        "suite_path": "/suites/mini.yaml",
+        "suite_sha256": SHA,
+        "provider": "offline",
+        "backend": "preview",
+        "prompts_dir": "/prompts/edited",
+        "prompt_refs": [{"id": "text_expert/storyline", "version": "1", "sha256": SHA}],
+        "created_at": "2026-11-22T10:00:00Z",
+        "duration_s": 12.5,
+        "num_cases": 1,
+        "num_failed": 0,
+    }
+
+
 SAMPLES = {
     "job": job,
     "audio_report": audio_report,
@@ -349,6 +396,8 @@ SAMPLES = {
     "render_plan": render_plan,
     "render_manifest": render_manifest,
     "plan": plan,
+    "eval_suite": eval_suite,
+    "eval_run": eval_run,
 }
 
 
