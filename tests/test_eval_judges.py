@@ -16,21 +16,9 @@ from samples import sample
 from codirector.agents.providers.base import ChatMessage, ImagePart, TextPart
 from codirector.errors import InputFileError, ProviderNotFoundError, UserError
 from codirector.evals.gsb import DIMENSIONS, gsb_table
-from codirector.evals.judges import (
-    EVIDENCE,
-    SHEET_COLUMNS,
-    Evidence,
-    LLMJudge,
-    MetricJudge,
-    PairwiseAnswer,
-    SheetJudge,
-    Side,
-    default_panel,
-    describe_side,
-    load_judges,
-    run_panel,
-    write_verdict_sheet,
-)
+from codirector.evals.judges import EVIDENCE, Evidence, MetricJudge, Side, default_panel, load_judges, run_panel
+from codirector.evals.llm_judge import LLMJudge, PairwiseAnswer, describe_side
+from codirector.evals.verdict_sheet import SHEET_COLUMNS, SheetJudge, write_verdict_sheet
 from codirector.generator.videoio import write_frames
 from codirector.schemas.evals import GSB_DIMENSIONS, EvalRecord
 from codirector.schemas.plan import Plan
