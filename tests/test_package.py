@@ -30,6 +30,7 @@ def test_rooms_install_under_one_namespace(module: str, folder: str) -> None:
 def test_rooms_import_without_torch() -> None:
     code = (
         "import sys, codirector.agents, codirector.schemas, codirector.evals, codirector.cli;"
+        "import codirector.evals.runner, codirector.evals.compare, codirector.evals.report, codirector.evals.judges;"
         "print('torch' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
