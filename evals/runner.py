@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -203,7 +204,14 @@ class _Runner:
             )
             for c in render_plan.characters
         )  # fmt: skip
-        seams = tuple(round(segment.start_s * render_plan.fps) for segment in render_plan.segments[1:])
+        # sub-clip boundaries inside a shot should be invisible (the transitions stage's job); a boundary between
+        # two shots is a planned cut and is not scored as a seam
+        segments = render_plan.segments
+        seams = tuple(
+            round(segment.start_s * render_plan.fps)
+            for previous, segment in pairwise(segments)
+            if segment.shot_index == previous.shot_index
+        )
         extractors = Extractors(
             mouth=load_mouth_extractor(self.extractor_specs[0]),
             identity=load_identity_extractor(self.extractor_specs[1]),
