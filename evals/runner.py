@@ -189,7 +189,7 @@ class _Runner:
         return backend, all(stage.status == "reused" for stage in result.manifest.stages)
 
     def render_metrics(self, plan: Plan, video: Path, video_hash: str) -> tuple[dict[str, Any], bool]:
-        from codirector.evals.extractors import Extractors, load_identity_extractor, load_mouth_extractor
+        from codirector.evals.extractors import Extractors
         from codirector.evals.render_metrics import CharacterTrack, RenderSubject, measure_render
 
         key = "|".join(self.extractor_specs) + "|v1"
@@ -212,10 +212,7 @@ class _Runner:
             for previous, segment in pairwise(segments)
             if segment.shot_index == previous.shot_index
         )
-        extractors = Extractors(
-            mouth=load_mouth_extractor(self.extractor_specs[0]),
-            identity=load_identity_extractor(self.extractor_specs[1]),
-        )
+        extractors = Extractors.from_specs(*self.extractor_specs)
         measured = measure_render(RenderSubject(video, characters, seams), extractors)
         data = {"metrics": measured.metrics, "details": measured.details}
         self.cache.store_render_metrics(video_hash, key, data)
@@ -346,6 +343,10 @@ def run_suite(
                 f"Choose from: {', '.join(sorted(known))}.",
             )  # fmt: skip
         selected = [case for case in suite_doc.cases if case.id in cases]
+    if render is not False:
+        from codirector.evals.extractors import Extractors
+
+        Extractors.from_specs(mouth_extractor, identity_extractor)  # a bad spec fails now, not after planning
     run_dir = Path(output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     embedder = default_text_embedder() if text_embedder == "default" else text_embedder

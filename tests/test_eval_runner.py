@@ -124,6 +124,8 @@ def test_bad_suites_and_unknown_cases_exit_2(home: Path, tmp_path: Path, capsys:
     suite = _suite(tmp_path, GREETING)
     assert cli_run(["eval", "run", str(suite), "--case", "nope", "-o", str(tmp_path / "out")]) == 2
     assert "greeting" in capsys.readouterr().err
+    assert cli_run(["eval", "run", str(suite), "--identity-extractor", "arcface", "-o", str(tmp_path / "o")]) == 2
+    assert "torchscript:" in capsys.readouterr().err  # the message lists the forms a spec can take
     assert cli_run(["eval", "compare", str(tmp_path), str(tmp_path)]) == 2
     assert "not an eval run folder" in capsys.readouterr().err
 
