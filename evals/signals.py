@@ -1,10 +1,13 @@
 """Pure-numpy helpers for the render metrics: audio loudness per video frame, lagged correlation, trend slopes.
 
+`clean` rounds the numbers the metrics report.
+
 Nothing here decodes media or knows about faces, so each function can be checked on arrays whose answer is known.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -12,6 +15,7 @@ import numpy as np
 __all__ = [
     "MIN_PAIRED_FRAMES",
     "best_lag",
+    "clean",
     "frame_envelope",
     "lagged_correlation",
     "pearson",
@@ -114,3 +118,10 @@ def slope_per_minute(t_s: Sequence[float], values: Sequence[float]) -> float | N
         return None
     dt = t - t.mean()
     return float((dt * (y - y.mean())).sum() / (dt * dt).sum() * 60.0)
+
+
+def clean(value: float | None, digits: int = 4) -> float | None:
+    """`value` rounded to `digits` places for the metrics and their details; None where it is None, NaN or infinite."""
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), digits)
