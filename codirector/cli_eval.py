@@ -112,7 +112,8 @@ def _print_run(result: object) -> None:
     if not isinstance(result, SuiteResult):
         return
     present = [(key, label) for key, label in _SUMMARY_COLUMNS if any(key in r.metrics for r in result.records)]
-    table = Table(title=f"{result.run.suite}: {result.run.provider}, {result.run.backend} ({result.run_dir})")
+    backend = result.run.backend or "not rendered"
+    table = Table(title=f"{result.run.suite}: {result.run.provider}, {backend} ({result.run_dir})")
     table.add_column("case")
     for _, label in present:
         table.add_column(label, justify="right")

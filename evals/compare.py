@@ -167,6 +167,22 @@ def _metric_order(name: str) -> tuple[int, str]:
     return (order.index(name), name) if name in order else (len(order), name)
 
 
+def _failure_votes(a: SuiteResult, b: SuiteResult, judges: list[str]) -> list[Vote]:
+    """A case one run failed and the other finished is lost by the failing run, on every dimension, by every
+    judge: no video (or no plan) is worse than any video."""
+    from codirector.evals.gsb import DIMENSIONS, Vote
+
+    ours = {r.case_id: r for r in b.records}
+    votes = []
+    for theirs in a.records:
+        mine = ours.get(theirs.case_id)
+        if mine is None or (theirs.status == "failed") == (mine.status == "failed"):
+            continue
+        verdict = "bad" if mine.status == "failed" else "good"
+        votes += [Vote(theirs.case_id, name, (verdict,) * len(judges), tuple(judges)) for name in DIMENSIONS]
+    return votes
+
+
 def _side(result: SuiteResult, record: EvalRecord) -> Side:
     from codirector.evals.judges import Side
 
@@ -206,13 +222,14 @@ def compare_runs(
         only_in_candidate=sorted(ids_b - ids_a),
         failed={"baseline": [r.case_id for r in a.failed], "candidate": [r.case_id for r in b.failed]},
     )  # fmt: skip
-    if not gsb or not pairs:
+    if not gsb or not (pairs or comparison.failed["baseline"] or comparison.failed["candidate"]):
         return comparison
     from codirector.evals.gsb import gsb_table
     from codirector.evals.judges import default_panel, run_panel
 
     panel = list(judges) if judges is not None else default_panel()
     votes = run_panel(panel, [(ra.case_id, _side(a, ra), _side(b, rb)) for ra, rb in pairs])
+    votes += _failure_votes(a, b, [judge.name for judge in panel])
     return Comparison(
         **{**comparison.__dict__, "judges": [judge.name for judge in panel], "votes": votes,
            "gsb": gsb_table(votes, num_resamples=num_resamples)},

@@ -128,3 +128,23 @@ def test_line_chart_scales_series_into_the_box() -> None:
     assert x0 < x1
     assert y0 > y1
     assert line_chart([], title="t", x_label="x", y_label="y") == ""
+
+
+def test_a_case_only_the_candidate_failed_is_lost_on_every_dimension(runs: tuple[Path, Path]) -> None:
+    a, b = runs
+    finished = EvalRecord.model_validate_json((a / "results.jsonl").read_text().splitlines()[0])
+    failed = finished.model_copy(
+        update={"case_id": "c5", "status": "failed", "metrics": {}, "error": "AgentOutputError"}
+    )
+    with open(a / "results.jsonl", "a") as stream:
+        stream.write(finished.model_copy(update={"case_id": "c5"}).model_dump_json() + "\n")
+    with open(b / "results.jsonl", "a") as stream:
+        stream.write(failed.model_dump_json() + "\n")
+    comparison = compare_runs(a, b)
+    assert comparison.failed == {"baseline": [], "candidate": ["c5"]}
+    lost = [v for v in comparison.votes if v.case_id == "c5"]
+    assert len(lost) == 6
+    assert all(v.majority == "bad" for v in lost)
+    lip = comparison.gsb["lip_sync"]  # the hand count above plus one B: (1+2)/(2+2)
+    assert (lip.good, lip.same, lip.bad) == (1, 2, 2)
+    assert lip.ratio == pytest.approx(0.75)
