@@ -61,7 +61,11 @@ from codirector.evals.signals import clean
 from codirector.evals.stability_metrics import mean_flicker, seam_jumps
 from codirector.evals.sync_metrics import lip_sync
 
-__all__ = ["CharacterTrack", "RenderMeasurement", "RenderSubject", "measure_render"]
+__all__ = ["METRICS_VERSION", "CharacterTrack", "RenderMeasurement", "RenderSubject", "measure_render"]
+
+METRICS_VERSION = 2
+"""Bumped whenever a metric's definition changes, so cached measurements of an unchanged video are redone
+(2: audio envelopes centred on each frame's time)."""
 
 
 @dataclass(frozen=True)

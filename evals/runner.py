@@ -190,9 +190,9 @@ class _Runner:
 
     def render_metrics(self, plan: Plan, video: Path, video_hash: str) -> tuple[dict[str, Any], bool]:
         from codirector.evals.extractors import Extractors
-        from codirector.evals.render_metrics import CharacterTrack, RenderSubject, measure_render
+        from codirector.evals.render_metrics import METRICS_VERSION, CharacterTrack, RenderSubject, measure_render
 
-        key = "|".join(self.extractor_specs) + "|v1"
+        key = "|".join(self.extractor_specs) + f"|v{METRICS_VERSION}"
         cached = self.cache.find_render_metrics(video_hash, key)
         if cached is not None:
             return cached, True

@@ -29,10 +29,13 @@ MIN_PAIRED_FRAMES = 12
 
 
 def frame_envelope(samples: np.ndarray, sample_rate: int, fps: float, num_frames: int) -> np.ndarray:
-    """RMS loudness of mono audio over each video frame's time span.
+    """RMS loudness of mono audio around each video frame's time.
 
-    Frame i covers samples ``round(i * rate / fps)`` up to ``round((i + 1) * rate / fps)``, so rates that do not
-    divide (44.1 kHz at 24000/1001 fps) do not drift. Audio shorter than the video reads as silence at the end.
+    Frame i is the picture at ``i / fps`` s, so it pairs with the frame-long span of audio centred there: samples
+    ``round((i - 0.5) * rate / fps)`` up to ``round((i + 0.5) * rate / fps)`` (clipped at 0), rounded per frame so
+    rates that do not divide (44.1 kHz at 24000/1001 fps) do not drift. Centring matters: a span that starts at
+    ``i / fps`` is half a frame late and biases every measured lag by +0.5 frame. Audio shorter than the video
+    reads as silence at the end.
 
     Args:
         samples: mono float samples.
@@ -44,7 +47,7 @@ def frame_envelope(samples: np.ndarray, sample_rate: int, fps: float, num_frames
         float64 array of shape (num_frames,).
     """
     samples = np.asarray(samples, dtype=np.float64).reshape(-1)
-    bounds = np.round(np.arange(num_frames + 1) * sample_rate / fps).astype(np.int64)
+    bounds = np.maximum(np.round((np.arange(num_frames + 1) - 0.5) * sample_rate / fps), 0).astype(np.int64)
     needed = int(bounds[-1]) if num_frames else 0
     if len(samples) < needed:
         samples = np.pad(samples, (0, needed - len(samples)))

@@ -75,10 +75,12 @@ def _envelope(num_frames: int, seed: int) -> np.ndarray:
 
 
 def _write_voice(path: Path, envelope: np.ndarray, seed: int, sample_rate: int = 16_000) -> Path:
-    """A 16-bit WAV of noise whose loudness in each video frame's span follows `envelope`."""
+    """A 16-bit WAV of noise whose loudness around each video frame's time follows `envelope` (the sample at t
+    belongs to the frame nearest t, as a frame shows the instant i / fps)."""
     rng = np.random.default_rng(seed)
     hop = sample_rate // FPS
-    samples = np.clip(0.3 * rng.standard_normal(len(envelope) * hop) * np.repeat(envelope, hop), -1, 1)
+    frame_of_sample = np.minimum(np.round(np.arange(len(envelope) * hop) / hop).astype(int), len(envelope) - 1)
+    samples = np.clip(0.3 * rng.standard_normal(len(envelope) * hop) * envelope[frame_of_sample], -1, 1)
     with wave.open(str(path), "wb") as stream:
         stream.setnchannels(1)
         stream.setsampwidth(2)
@@ -108,8 +110,12 @@ def _one(audio: Path | None = None) -> tuple[CharacterTrack, ...]:
 
 def test_frame_envelope_is_the_rms_of_each_frames_samples() -> None:
     rate = 1000
-    samples = np.concatenate([np.full(40, 0.5), np.zeros(40), -np.full(40, 0.2)])  # 3 frames at 25 fps
+    # 40 samples a frame at 25 fps, each frame centred on its time: frame 0 reads [0, 20), frame 1 [20, 60), ...
+    samples = np.concatenate([np.full(20, 0.5), np.zeros(40), -np.full(40, 0.2)])
     np.testing.assert_allclose(frame_envelope(samples, rate, 25, 4), [0.5, 0.0, 0.2, 0.0], atol=1e-12)
+    # a sound that starts half a frame before frame 2's time is frame 2's, not frame 1's
+    onset = np.concatenate([np.zeros(60), np.ones(40)])
+    np.testing.assert_allclose(frame_envelope(onset, rate, 25, 3), [0.0, 0.0, 1.0], atol=1e-12)
     # 44.1 kHz over 24000/1001 fps does not divide: frames still tile the samples exactly, without drift
     steady = frame_envelope(np.ones(44_100 * 2), 44_100, 24000 / 1001, 47)
     np.testing.assert_allclose(steady, 1.0)
