@@ -26,6 +26,7 @@ _SUMMARY_COLUMNS = (
     ("plan.text_relevance", "text rel."),
     ("render.lip_sync_corr", "lip r"),
     ("render.lip_sync_offset_frames", "lip lag"),
+    ("render.sync_confidence", "sync conf"),
     ("render.identity_similarity", "identity"),
     ("render.color_drift_de", "ΔE"),
     ("render.seam_jump", "seam"),
@@ -63,13 +64,17 @@ def eval_group() -> None:
     "--identity-extractor", default="hog", show_default=True,
     help="Face embedder: hog, torchscript:PATH (e.g. an ArcFace export), or module:Class.",
 )  # fmt: skip
+@click.option(
+    "--sync-scorer", default=None, metavar="SPEC",
+    help="SyncNet-style scorer: syncnet-torchscript:VIDEO.pt,AUDIO.pt or module:Class.",
+)  # fmt: skip
 @click.option("--no-text-relevance", is_flag=True, help="Skip the sentence-embedder metric.")
 @click.pass_obj
 def run_command(
     config: Config, suite: str, output: Path, provider: str | None, expert_providers: tuple[str, ...],
     base_url: str | None, prompts_dir: Path | None, backend: str | None, backend_options: tuple[str, ...],
     render: bool | None, cases: tuple[str, ...], mouth_extractor: str, identity_extractor: str,
-    no_text_relevance: bool,
+    sync_scorer: str | None, no_text_relevance: bool,
 ) -> int:  # fmt: skip
     """Run SUITE (a suite YAML file, or `default`) into the run folder --output.
 
@@ -97,7 +102,7 @@ def run_command(
         provider_options={"base_url": base_url} if base_url else None, prompts_dir=prompts_dir, backend=backend,
         backend_options=_backend_options(backend_options) if backend_options else None, render=render,
         cases=list(cases) or None, mouth_extractor=mouth_extractor, identity_extractor=identity_extractor,
-        text_embedder=None if no_text_relevance else "default", config=config, on_case=on_case,
+        sync_scorer=sync_scorer, text_embedder=None if no_text_relevance else "default", config=config, on_case=on_case,
     )  # fmt: skip
     _print_run(result)
     return 1 if result.failed else 0

@@ -12,7 +12,8 @@ The defaults need no model weights, because none ship with codirector:
 Where a user has better models they plug in through the same two protocols: any class with a ``name`` and a
 ``measure(frame_rgb, face_box)`` (a landmark model's lip distance, a SyncNet-style mouth crop score) or an
 ``embed(face_rgb)`` (ArcFace) is named as ``"module.path:ClassName"``; an ArcFace-style TorchScript file loads
-directly as ``"torchscript:/path/model.pt?size=112"``.
+directly as ``"torchscript:/path/model.pt?size=112"``. A SyncNet-style model, which needs mouth crop sequences and
+the audio together, plugs in beside them as a lip-sync scorer (`codirector.evals.sync_scorers`).
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ import importlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import parse_qs
 
 import numpy as np
 
 from codirector.errors import ConfigError, InputFileError
+
+if TYPE_CHECKING:
+    from codirector.evals.sync_scorers import LipSyncScorer
 
 __all__ = [
     "Box",
@@ -39,6 +43,7 @@ __all__ = [
     "crop_face",
     "load_identity_extractor",
     "load_mouth_extractor",
+    "load_torchscript",
 ]
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels, as codirector.faces.Box
@@ -198,6 +203,39 @@ class HogEmbedder:
         return _unit(descriptor - descriptor.mean())
 
 
+def load_torchscript(path: str | Path, spec: str) -> tuple[Any, Any]:
+    """A TorchScript file loaded on the CPU in eval mode, and the torch module; torch is imported only here.
+
+    Args:
+        path: the file (``torch.jit.save``).
+        spec: the extractor spec it was named in, for the error when torch is missing.
+
+    Raises:
+        InputFileError: the file is missing or is not TorchScript.
+        ConfigError: torch is not installed.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise InputFileError(path, "no such TorchScript file", "Give the path of a model saved with torch.jit.save.")
+    try:
+        import torch
+    except ImportError:
+        raise ConfigError(
+            spec, "needs torch, which is not installed", "Install torch (README: torch: CPU or CUDA)."
+        ) from None
+    try:
+        with warnings.catch_warnings():
+            # torch 2.9+ calls TorchScript deprecated, but it is how ArcFace- and SyncNet-style models are shared
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.*", category=DeprecationWarning)
+            model = torch.jit.load(str(path), map_location="cpu")
+    except (RuntimeError, ValueError) as error:
+        raise InputFileError(
+            path, f"cannot be loaded as TorchScript ({error})", "Give a model saved with torch.jit.save."
+        ) from None
+    model.eval()
+    return model, torch
+
+
 class TorchScriptFaceEmbedder:
     """An ArcFace-style face model saved as TorchScript: RGB (1, 3, S, S) scaled (x - 127.5) / 128 in, (1, D) out.
 
@@ -211,28 +249,7 @@ class TorchScriptFaceEmbedder:
 
     def __init__(self, path: str | Path, size: int = 112) -> None:
         path = Path(path).expanduser()
-        if not path.is_file():
-            raise InputFileError(
-                path, "no such TorchScript file", "Give the path of a model saved with torch.jit.save."
-            )
-        try:
-            import torch
-        except ImportError:
-            raise ConfigError(
-                f"torchscript:{path}",
-                "needs torch, which is not installed",
-                "Install torch (README: torch: CPU or CUDA).",
-            ) from None
-        try:
-            with warnings.catch_warnings():
-                # torch 2.9+ calls TorchScript deprecated, but it is how ArcFace-style models are shared today
-                warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.*", category=DeprecationWarning)
-                model = torch.jit.load(str(path), map_location="cpu")
-        except (RuntimeError, ValueError) as error:
-            raise InputFileError(
-                path, f"cannot be loaded as TorchScript ({error})", "Give a model saved with torch.jit.save."
-            ) from None
-        model.eval()
+        model, torch = load_torchscript(path, f"torchscript:{path}")
         self._model = model
         self._torch = torch
         self.size = size
@@ -261,20 +278,30 @@ class Extractors:
     Attributes:
         mouth: measures mouth opening per frame (lip sync, right mouth).
         identity: embeds face crops (identity similarity and drift).
+        sync: scores mouth crop sequences against the audio, SyncNet-style (the ``render.sync_*`` metrics); None
+            leaves those metrics out, and the video is then decoded without collecting crops.
     """
 
     mouth: MouthOpening
     identity: FaceEmbedder
+    sync: LipSyncScorer | None = None
 
     @classmethod
     def default(cls) -> Extractors:
-        """The weight-free defaults: ``mouth-darkness`` and ``hog``."""
+        """The weight-free defaults: ``mouth-darkness`` and ``hog``, and no lip-sync scorer."""
         return cls(mouth=MouthDarkness(), identity=HogEmbedder())
 
     @classmethod
-    def from_specs(cls, mouth: str = "mouth-darkness", identity: str = "hog") -> Extractors:
-        """Extractors named as `load_mouth_extractor` and `load_identity_extractor` take them."""
-        return cls(mouth=load_mouth_extractor(mouth), identity=load_identity_extractor(identity))
+    def from_specs(cls, mouth: str = "mouth-darkness", identity: str = "hog", sync: str | None = None) -> Extractors:
+        """Extractors named as `load_mouth_extractor`, `load_identity_extractor` and
+        `codirector.evals.sync_scorers.load_sync_scorer` take them (no scorer when `sync` is None)."""
+        from codirector.evals.sync_scorers import load_sync_scorer
+
+        return cls(
+            mouth=load_mouth_extractor(mouth),
+            identity=load_identity_extractor(identity),
+            sync=None if sync is None else load_sync_scorer(sync),
+        )
 
 
 def _load_class(spec: str, forms: str, method: str) -> Any:

@@ -2,7 +2,8 @@
 
 Each frame gives its difference to the previous frame (seams), the second temporal difference of its 8x8-block
 mean luminance (flicker), its mean colour, and for each character's tracked face the mouth opening, the mean colour
-of the face's upper half and, once per curve window, the similarity to the reference face.
+of the face's upper half and, once per curve window, the similarity to the reference face. With a SyncNet-style
+scorer, each voiced character's mouth crop is kept too (only then: the crops cost memory and time).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from codirector.errors import MediaError
 from codirector.evals.extractors import Extractors, crop_face
 from codirector.evals.face_references import Reference, mean_lab, region_lab, upper_face
 from codirector.evals.face_tracks import FaceTracker
+from codirector.evals.sync_scorers import mouth_crop
 
 __all__ = ["VIDEO_FIX", "FrameSamples", "VideoStream", "open_video", "scan"]
 
@@ -87,6 +89,8 @@ class FrameSamples:
     identity: list[list[tuple[int, float]]] = field(default_factory=list)  # (frame, similarity) per character
     diffs: list[float] = field(default_factory=list)  # mean |grey difference| to the previous frame
     flicker: list[float] = field(default_factory=list)  # per frame from the third: mean |2nd difference|
+    # per character with a voice, with a lip-sync scorer only: the mouth crop of each frame, None where unseen
+    crops: list[list[np.ndarray | None]] | None = None
 
 
 def scan(
@@ -99,6 +103,11 @@ def scan(
     tracker = FaceTracker(references, extractors.identity, stream.fps)
     series = FrameSamples(mouth=[[] for _ in references], lab=[[] for _ in references])
     series.identity = [[] for _ in references]
+    crop_size = extractors.sync.crop_size if extractors.sync is not None else 0
+    crops: list[list[np.ndarray | None]] | None = [[] for _ in references] if crop_size else None
+    series.crops = crops
+    # crops of silent characters would never be scored
+    voiced = [reference.character.audio is not None for reference in references]
     previous_small: np.ndarray | None = None
     blocks: list[np.ndarray] = []
     recent: list[float] = []
@@ -134,6 +143,8 @@ def scan(
             opening = extractors.mouth.measure(frame, box) if box is not None else None
             series.mouth[number].append(math.nan if opening is None else float(opening))
             series.lab[number].append(region_lab(frame, upper_face(box)) if box is not None else None)
+            if crops is not None and voiced[number]:
+                crops[number].append(mouth_crop(frame, box, crop_size) if box is not None else None)
             if sample_identity and box is not None and references[number].embedding is not None:
                 crop = crop_face(frame, box)
                 if crop is not None:

@@ -8,7 +8,8 @@ The video is decoded once, streaming, frame by frame. Each frame feeds:
   the character was a moment ago, and the characters' left-to-right order in their references. Searches run every
   2 s, every second while a face is lost, and soon after a cut or a seam; between them each face is followed by
   template matching;
-* the mouth extractor on each tracked face (lip sync, right mouth);
+* the mouth extractor on each tracked face (lip sync, right mouth), and, with a SyncNet-style scorer, the mouth
+  crop of each voiced character's face;
 * the mean colour of each face's upper half (forehead, eyes, cheeks: colour drift with mouths and beards kept out);
 * the identity embedder on each face once per curve window (identity drift);
 * the frame-to-frame difference of the grey copy (seams) and the second temporal difference of 8x8-block mean
@@ -23,6 +24,12 @@ kept beside it. The defaults need no model weights (see `codirector.evals.extrac
   ``±max_lag`` frames; ``render.lip_sync_offset_frames`` is that lag, positive when the mouth moves after the sound.
   With several voiced characters both are means over them (the lag rounded to whole frames), and
   ``render.lip_sync_offset_abs_frames`` is the mean of each character's |lag|.
+* ``render.sync_*`` (only with a lip-sync scorer, `codirector.evals.sync_scorers`): each voiced character's mouth
+  crops and voice go to the scorer, which gives an embedding distance per lag in ``±max_lag``.
+  ``render.sync_offset_frames`` is the lag of the smallest distance (same sign as the lip-sync offset; the mean
+  over characters, rounded) and ``render.sync_offset_abs_frames`` the mean |lag|; ``render.sync_distance`` is
+  that smallest distance (SyncNet's LSE-D, lower is better) and ``render.sync_confidence`` the median distance
+  over the lags minus it (LSE-C, higher is better), both means over the characters.
 * ``render.right_mouth`` is, with two or more voiced characters, the share of them whose mouth correlates best
   with their own track (every track gets the same ±max_lag); ``render.right_mouth_margin`` the mean of own r minus
   the best other r.
@@ -59,7 +66,7 @@ from codirector.evals.face_references import load_reference
 from codirector.evals.frame_samples import VIDEO_FIX, open_video, scan
 from codirector.evals.signals import clean
 from codirector.evals.stability_metrics import mean_flicker, seam_jumps
-from codirector.evals.sync_metrics import lip_sync
+from codirector.evals.sync_metrics import lip_sync, load_voices, scored_sync
 
 __all__ = ["METRICS_VERSION", "CharacterTrack", "RenderMeasurement", "RenderSubject", "measure_render"]
 
@@ -122,7 +129,8 @@ def measure_render(
 
     Args:
         subject: the video, its characters (voices and reference pictures) and its sub-clip boundaries.
-        extractors: the mouth and identity extractors; `Extractors.default()` when None.
+        extractors: the mouth and identity extractors, and the lip-sync scorer if any; `Extractors.default()` when
+            None.
         max_frames: decode at most this many frames (the metrics then cover only those).
         max_lag: the largest audio-to-mouth offset searched, in frames, each way.
 
@@ -151,12 +159,18 @@ def measure_render(
         raise MediaError(subject.video, "contains no video frames", VIDEO_FIX)
 
     windows = curve_windows(num_frames, window_frames, fps)
-    lip_metrics, lip_details, cross = lip_sync(references, series.mouth, fps, num_frames, max_lag)
+    voices = load_voices(references, fps, num_frames)
+    lip_metrics, lip_details, cross = lip_sync(references, voices, series.mouth, max_lag)
+    sync_metrics: dict[str, float | None] = {}
+    sync_details: dict[str, Any] = {}
+    if extractors.sync is not None and series.crops is not None:
+        sync_metrics, sync_details = scored_sync(references, voices, series.crops, extractors.sync, fps, max_lag)
     identity = identity_curves(references, series, windows)
     color, color_region = color_curves(references, series, windows)
     seam_rows = seam_jumps(series.diffs, subject.seam_frames)
     metrics: dict[str, float | None] = {
         **{key: value for key, value in lip_metrics.items() if key.startswith("render.lip_sync")},
+        **sync_metrics,
         "render.identity_similarity": clean(identity.mean()),
         "render.identity_drift_per_min": clean(identity.slope_per_minute(lambda v: 1.0 - v)),
         "render.color_drift_de": clean(color.last()),
@@ -173,6 +187,7 @@ def measure_render(
         "render.identity_curve": identity.as_json("similarity"),
         "render.color_curve": {**color.as_json("delta_e"), "region": color_region},
         "render.lip_sync": lip_details,
+        **({"render.sync": sync_details} if extractors.sync is not None else {}),
         "render.seams": seam_rows,
         "render.right_mouth": cross if len(cross) >= 2 else {},
         "render.faces": {
@@ -183,7 +198,11 @@ def measure_render(
             }
             for reference, track in zip(references, tracker.tracks, strict=True)
         },
-        "render.extractors": {"mouth": extractors.mouth.name, "identity": extractors.identity.name},
+        "render.extractors": {
+            "mouth": extractors.mouth.name,
+            "identity": extractors.identity.name,
+            **({"sync": extractors.sync.name} if extractors.sync is not None else {}),
+        },
         "render.fps": fps,
     }
     return RenderMeasurement(metrics, details)

@@ -116,6 +116,16 @@ def _prompt_versions(refs: Sequence[PromptRef]) -> tuple[dict[str, str], str]:
     return versions, hashlib.sha256(json.dumps(versions, sort_keys=True).encode()).hexdigest()
 
 
+def _weights_key(spec: str) -> str:
+    """An extractor spec with the sha256 of every weight file it names, so replaced weights at the same path
+    are not mistaken for the ones a cached measurement used."""
+    kind, _, rest = spec.partition(":")
+    if not kind.endswith("torchscript"):
+        return spec
+    paths = [Path(part) for part in rest.split("?")[0].split(",")]
+    return spec + "#" + ",".join(file_sha256(p)[:16] if p.is_file() else "missing" for p in paths)
+
+
 def _case_job(case: EvalCase) -> Job:
     from codirector.api import load_job
 
@@ -143,7 +153,7 @@ class _Runner:
     backend: str | None
     backend_options: Mapping[str, Any] | None
     render: bool | None
-    extractor_specs: tuple[str, str]
+    extractor_specs: tuple[str, str, str | None]  # mouth, identity, lip-sync scorer
     text_embedder: TextEmbedder | None
     cache: EvalCache = field(init=False)
     opposites: dict[str, Any] = field(init=False)
@@ -192,7 +202,13 @@ class _Runner:
         from codirector.evals.extractors import Extractors
         from codirector.evals.render_metrics import METRICS_VERSION, CharacterTrack, RenderSubject, measure_render
 
-        key = "|".join(self.extractor_specs) + f"|v{METRICS_VERSION}"
+        mouth, identity, sync = self.extractor_specs
+        # without a scorer the key is what it was before scorers existed, so cached measurements stay valid
+        key = "|".join(
+            [_weights_key(mouth), _weights_key(identity)]
+            + ([f"sync={_weights_key(sync)}"] if sync is not None else [])
+            + [f"v{METRICS_VERSION}"]
+        )
         cached = self.cache.find_render_metrics(video_hash, key)
         if cached is not None:
             return cached, True
@@ -300,6 +316,7 @@ def run_suite(
     cases: Sequence[str] | None = None,
     mouth_extractor: str = "mouth-darkness",
     identity_extractor: str = "hog",
+    sync_scorer: str | None = None,
     text_embedder: TextEmbedder | str | None = "default",
     config: Config | None = None,
     on_case: Callable[[EvalRecord], None] | None = None,
@@ -316,6 +333,8 @@ def run_suite(
         cases: run only these case ids.
         mouth_extractor, identity_extractor: feature extractors for the render metrics
             (see `codirector.evals.extractors`).
+        sync_scorer: a SyncNet-style lip-sync scorer for the ``render.sync_*`` metrics
+            (see `codirector.evals.sync_scorers`); None leaves them out.
         text_embedder: the sentence embedder for text relevance; "default" is all-MiniLM-L6-v2 when installed;
             None turns the metric off.
         config: settings (the cache lives under `config.home / "evals"`).
@@ -346,7 +365,8 @@ def run_suite(
     if render is not False:
         from codirector.evals.extractors import Extractors
 
-        Extractors.from_specs(mouth_extractor, identity_extractor)  # a bad spec fails now, not after planning
+        # a bad spec or a missing weights file fails now, not after planning
+        Extractors.from_specs(mouth_extractor, identity_extractor, sync_scorer)
     run_dir = Path(output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     embedder = default_text_embedder() if text_embedder == "default" else text_embedder
@@ -354,7 +374,8 @@ def run_suite(
         suite=suite_doc, run_dir=run_dir, config=config, provider=provider,
         expert_providers=dict(expert_providers or {}), provider_options=dict(provider_options or {}),
         prompts_dir=Path(prompts_dir) if prompts_dir is not None else None, backend=backend,
-        backend_options=backend_options, render=render, extractor_specs=(mouth_extractor, identity_extractor),
+        backend_options=backend_options, render=render,
+        extractor_specs=(mouth_extractor, identity_extractor, sync_scorer),
         text_embedder=embedder if not isinstance(embedder, str) else None,
     )  # fmt: skip
     records: list[EvalRecord] = []
