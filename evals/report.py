@@ -35,7 +35,8 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 def line_chart(
-    series: Sequence[tuple[str, Sequence[float], Sequence[float], str]],
+    series: Sequence[tuple[str, Sequence[float], Sequence[float], str]]
+    | Sequence[tuple[str, Sequence[float], Sequence[float], str, str]],
     *,
     title: str,
     x_label: str,
@@ -43,11 +44,12 @@ def line_chart(
     width: int = 420,
     height: int = 200,
 ) -> str:
-    """An SVG line chart of (label, xs, ys, colour) series with axes, ticks at the ends, and a legend."""
-    points = [(x, y) for _, xs, ys, _ in series for x, y in zip(xs, ys, strict=False) if math.isfinite(y)]
+    """An SVG line chart of (label, xs, ys, colour[, dash pattern]) series with axes, end ticks and a legend row
+    under the title (entries laid out by their text length, so long labels never overlap)."""
+    points = [(x, y) for item in series for x, y in zip(item[1], item[2], strict=False) if math.isfinite(y)]
     if not points:
         return ""
-    left, right, top, bottom = 48, 10, 22, 34
+    left, right, top, bottom = 48, 10, 38, 34
     x0, x1 = min(p[0] for p in points), max(p[0] for p in points)
     y0, y1 = min(p[1] for p in points), max(p[1] for p in points)
     if x1 == x0:
@@ -75,12 +77,21 @@ def line_chart(
         f'<text x="12" y="{(top + height - bottom) / 2:.0f}" class="label" text-anchor="middle" '
         f'transform="rotate(-90 12 {(top + height - bottom) / 2:.0f})">{html.escape(y_label)}</text>',
     ]
-    for index, (label, xs, ys, color) in enumerate(series):
+    legend_x, legend_y = float(left), 28
+    for item in series:
+        label, xs, ys, color = item[:4]
+        dash = f' stroke-dasharray="{item[4]}"' if len(item) > 4 and item[4] else ""  # type: ignore[misc]
         coords = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(xs, ys, strict=False) if math.isfinite(y))
-        parts.append(f'<polyline points="{coords}" fill="none" stroke="{color}" stroke-width="1.8"/>')
-        legend_x = width - right - 150 + 75 * index
-        parts.append(f'<rect x="{legend_x}" y="6" width="10" height="3" fill="{color}"/>')
-        parts.append(f'<text x="{legend_x + 14}" y="11" class="tick">{html.escape(label)}</text>')
+        parts.append(f'<polyline points="{coords}" fill="none" stroke="{color}" stroke-width="1.8"{dash}/>')
+        entry = 22 + 5.6 * len(label)  # 10 px tick glyphs are about 5.6 px wide
+        if legend_x + entry > width - right and legend_x > left:
+            legend_x, legend_y = float(left), legend_y + 12
+        parts.append(
+            f'<line x1="{legend_x:.0f}" y1="{legend_y - 3}" x2="{legend_x + 12:.0f}" y2="{legend_y - 3}" '
+            f'stroke="{color}" stroke-width="2"{dash}/>'
+        )
+        parts.append(f'<text x="{legend_x + 15:.0f}" y="{legend_y}" class="tick">{html.escape(label)}</text>')
+        legend_x += entry
     parts.append("</svg>")
     return "".join(parts)
 
@@ -130,16 +141,20 @@ def _curves(comparison: Comparison) -> list[dict[str, Any]]:
             for side, record in (("baseline", a), ("candidate", b)):
                 curve = record.details.get(key)
                 if isinstance(curve, dict) and curve.get("t_s"):
-                    series.append((side, curve["t_s"], curve[y_key], _COLORS[side]))  # type: ignore[arg-type]
+                    label = "A" if side == "baseline" else "B"
+                    series.append((label, curve["t_s"], curve[y_key], _COLORS[side], ""))  # type: ignore[arg-type]
             if series:
                 case_charts.append(line_chart(series, title=title, x_label="time (s)", y_label=y_label))
         series = []
         for side, record in (("baseline", a), ("candidate", b)):
             sync = record.details.get("render.lip_sync")
             if isinstance(sync, dict) and sync.get("lags"):
-                for character, values in sync.items():
-                    if isinstance(values, dict) and values.get("corr_by_lag"):
-                        series.append((f"{side} {character}"[:18], sync["lags"], values["corr_by_lag"], _COLORS[side]))
+                voices = [(c, v) for c, v in sync.items() if isinstance(v, dict) and v.get("corr_by_lag")]
+                for index, (character, values) in enumerate(voices):
+                    # one colour per run, one dash pattern per character
+                    dash = ("", "5 3", "2 2", "8 3 2 3")[index % 4]
+                    label = f"{'A' if side == 'baseline' else 'B'} {character}"
+                    series.append((label, sync["lags"], values["corr_by_lag"], _COLORS[side], dash))
         if series:
             case_charts.append(
                 line_chart(series, title="lip sync: r by offset", x_label="mouth lag (frames)", y_label="r")
