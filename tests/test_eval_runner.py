@@ -150,3 +150,15 @@ def test_text_relevance_prefers_shots_that_say_what_the_user_asked() -> None:
 def test_packaged_suite_files_are_shipped() -> None:
     assert shutil.which("codirector") or True  # the console script is tested in test_cli
     assert "default" in packaged_suites()
+
+
+def test_the_default_suite_plans_every_case_offline(home: Path, tmp_path: Path) -> None:
+    result = run_suite("default", tmp_path / "run", render=False, text_embedder=None)
+    assert [r.case_id for r in result.failed] == []
+    assert len(result.records) == len(load_suite("default")[0].cases)
+    for record in result.records:
+        assert record.metrics["plan.schema_valid"] == 1.0
+        assert record.metrics["plan.instruction_adherence"] is not None, record.case_id
+        assert record.backend is None
+    conflict = next(r for r in result.records if r.category == "conflicting_instructions")
+    assert conflict.metrics["plan.conflict_resolution"] is not None
