@@ -172,8 +172,16 @@ def _overall(verdicts: Sequence[Verdict]) -> Verdict:
     return "good" if score > 0 else "bad" if score < 0 else "same"
 
 
+def _present(value: float | None) -> bool:
+    return value is not None and not math.isnan(value)
+
+
 class MetricJudge:
     """An offline judge that reads column `column` of the evidence table: one metric per dimension.
+
+    When its own metric is missing on either side (a run without renders has no render metrics), the judge reads
+    the next piece of evidence in the dimension's row that both sides have, so a plan-only comparison is still
+    judged on evidence (two judges may then read the same metric); with none at all the verdict is "same".
 
     Args:
         column: which piece of evidence per dimension this judge uses.
@@ -201,15 +209,22 @@ class MetricJudge:
         if not 0 <= column < width:
             raise ValueError(f"column must be in 0..{width - 1}, got {column}")
         self.column = column
-        self.evidence: dict[str, Evidence] = {dimension: row[column] for dimension, row in evidence.items()}
+        # each row rotated to start at this judge's own column: its evidence first, then the fallbacks in order
+        self.evidence: dict[str, tuple[Evidence, ...]] = {
+            dimension: (*row[column:], *row[:column]) for dimension, row in evidence.items()
+        }
         self.name = f"metrics:{column}"
 
     def judge(self, case_id: str, baseline: Side, candidate: Side) -> dict[str, Verdict]:
         """Compare the two records' metrics, dimension by dimension; "overall" is who wins more dimensions."""
-        verdicts: dict[str, Verdict] = {
-            dimension: item.compare(baseline.record.metrics.get(item.metric), candidate.record.metrics.get(item.metric))
-            for dimension, item in self.evidence.items()
-        }
+        verdicts: dict[str, Verdict] = {}
+        for dimension, row in self.evidence.items():
+            verdicts[dimension] = "same"
+            for item in row:
+                before, after = baseline.record.metrics.get(item.metric), candidate.record.metrics.get(item.metric)
+                if _present(before) and _present(after):
+                    verdicts[dimension] = item.compare(before, after)
+                    break
         verdicts["overall"] = _overall(list(verdicts.values()))
         return verdicts
 

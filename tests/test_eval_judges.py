@@ -59,6 +59,28 @@ def test_metric_judge_better_worse_within_margin_and_missing() -> None:
     assert judge.judge("c", base, _side(**{"render.lip_sync_corr": float("nan")}))["lip_sync"] == "same"
 
 
+def test_a_judge_without_its_own_evidence_reads_the_next_in_its_row() -> None:
+    # lip_sync row: r, |offset|, right mouth. Judge 2 reads right mouth; with none (one voice) it reads r.
+    judge = MetricJudge(2)
+    base, better = _side(**{"render.lip_sync_corr": 0.5}), _side(**{"render.lip_sync_corr": 0.8})
+    assert judge.judge("c", base, better)["lip_sync"] == "good"
+    # its own evidence wins when both sides have it, whatever the others say
+    own = {"render.right_mouth": 1.0}
+    assert (
+        judge.judge("c", _side(**own, **{"render.lip_sync_corr": 0.5}), _side(**own, **{"render.lip_sync_corr": 0.8}))[
+            "lip_sync"
+        ]
+        == "same"
+    )
+    # a plan-only run: motion falls from the seam (render) to camera adherence for judge 0
+    assert (
+        MetricJudge(0).judge("c", _side(**{"plan.camera_adherence": 1.0}), _side(**{"plan.camera_adherence": 0.0}))[
+            "motion"
+        ]
+        == "bad"
+    )
+
+
 def test_metric_judge_lower_is_better_and_relative_margins() -> None:
     offset = MetricJudge(1)  # lip_sync: render.lip_sync_offset_abs_frames, lower is better, margin 0.5 frames
     base = _side(**{"render.lip_sync_offset_abs_frames": 2.0})
@@ -105,7 +127,7 @@ def test_default_panel_is_three_judges_reading_different_evidence() -> None:
     panel = default_panel()
     assert [judge.name for judge in panel] == ["metrics:0", "metrics:1", "metrics:2"]
     for dimension in GSB_DIMENSIONS:
-        assert len({judge.evidence[dimension].metric for judge in panel}) == 3  # type: ignore[attr-defined]
+        assert len({judge.evidence[dimension][0].metric for judge in panel}) == 3  # type: ignore[attr-defined]
     assert set(EVIDENCE) == set(GSB_DIMENSIONS)
     with pytest.raises(ValueError, match="column"):
         MetricJudge(3)
