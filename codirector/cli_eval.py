@@ -10,11 +10,15 @@ Errors reach the CLI's one error boundary (`codirector.cli.run`): bad input exit
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from codirector.config import Config
-from codirector.errors import UserError
+from codirector.schemas import EvalRecord
+
+if TYPE_CHECKING:
+    from codirector.evals.runner import SuiteResult
 
 __all__ = ["eval_group"]
 
@@ -89,13 +93,10 @@ def run_command(
 
     console = Console(stderr=True)
 
-    def on_case(record: object) -> None:
-        from codirector.schemas import EvalRecord
-
-        if isinstance(record, EvalRecord):
-            reused = f" (reused: {', '.join(record.reused)})" if record.reused else ""
-            state = "ok" if record.status == "ok" else f"FAILED: {record.error}"
-            console.print(f"{record.case_id}: {state}{reused}", highlight=False)
+    def on_case(record: EvalRecord) -> None:
+        reused = f" (reused: {', '.join(record.reused)})" if record.reused else ""
+        state = "ok" if record.status == "ok" else f"FAILED: {record.error}"
+        console.print(f"{record.case_id}: {state}{reused}", highlight=False)
 
     result = run_suite(
         suite, output, provider=provider, expert_providers=_expert_overrides(expert_providers),
@@ -108,14 +109,10 @@ def run_command(
     return 1 if result.failed else 0
 
 
-def _print_run(result: object) -> None:
+def _print_run(result: SuiteResult) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from codirector.evals.runner import SuiteResult
-
-    if not isinstance(result, SuiteResult):
-        return
     present = [(key, label) for key, label in _SUMMARY_COLUMNS if any(key in r.metrics for r in result.records)]
     backend = result.run.backend or "not rendered"
     table = Table(title=f"{result.run.suite}: {result.run.provider}, {backend} ({result.run_dir})")
@@ -159,18 +156,13 @@ def compare_command(
     from codirector.evals.judges import load_judges
     from codirector.evals.report import print_summary, write_report
 
+    # load_judges refuses an empty or even panel (no majority) with a user error
     panel = load_judges(list(judges), **({"base_url": base_url} if base_url else {})) if judges else None
-    if panel is not None and len(panel) % 2 == 0:
-        raise UserError("--judge", f"{len(panel)} judges cannot break ties", "Use an odd number, e.g. three.")
     comparison = compare_runs(baseline, candidate, judges=panel, gsb=not no_gsb)
     if write_sheet is not None:
-        from codirector.evals.compare import _side
-        from codirector.evals.judges import write_verdict_sheet
+        from codirector.evals.verdict_sheet import write_verdict_sheet
 
-        pairs = [
-            (a.case_id, _side(comparison.baseline, a), _side(comparison.candidate, b)) for a, b in comparison.pairs()
-        ]
-        write_verdict_sheet(pairs, write_sheet)
+        write_verdict_sheet(comparison.sides(), write_sheet)
         click.echo(f"verdict sheet: {write_sheet}", err=True)
     print_summary(comparison)
     report = write_report(comparison, output or candidate / "compare")

@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from statistics import fmean
 from typing import TYPE_CHECKING, Any
@@ -85,6 +85,12 @@ class Comparison:
 
     def pairs(self) -> list[tuple[EvalRecord, EvalRecord]]:
         return _pairs(self.baseline, self.candidate)
+
+    def sides(self) -> list[tuple[str, Side, Side]]:
+        """The paired cases as judges see them: (case id, baseline side, candidate side), plans loaded."""
+        return [
+            (a.case_id, _side(self.baseline, a), _side(self.candidate, b)) for a, b in self.pairs()
+        ]  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -228,9 +234,9 @@ def compare_runs(
     from codirector.evals.judges import default_panel, run_panel
 
     panel = list(judges) if judges is not None else default_panel()
-    votes = run_panel(panel, [(ra.case_id, _side(a, ra), _side(b, rb)) for ra, rb in pairs])
+    votes = run_panel(panel, comparison.sides())
     votes += _failure_votes(a, b, [judge.name for judge in panel])
-    return Comparison(
-        **{**comparison.__dict__, "judges": [judge.name for judge in panel], "votes": votes,
-           "gsb": gsb_table(votes, num_resamples=num_resamples)},
+    return replace(
+        comparison, judges=[judge.name for judge in panel], votes=votes,
+        gsb=gsb_table(votes, num_resamples=num_resamples),
     )  # fmt: skip

@@ -13,8 +13,7 @@ on every case; `run_panel` turns their verdicts into `Vote`s for `gsb_table`.
 * `SheetJudge` (`codirector.evals.verdict_sheet`): one annotator's column of a CSV sheet that
   `write_verdict_sheet` made for people to fill in.
 
-`load_judges` builds a panel from specs; `LLMJudge`, `SheetJudge` and the rest of those two modules' names are
-also importable from here, loaded on first use.
+`load_judges` builds a panel from specs, loading those two modules only when a spec names them.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from codirector.agents.providers.base import OfflineProvider
 from codirector.agents.providers.registry import resolve_provider
@@ -33,29 +32,16 @@ from codirector.evals.gsb import DIMENSIONS, VERDICTS, Verdict, Vote
 from codirector.schemas.evals import GSB_DIMENSIONS, EvalRecord
 from codirector.schemas.plan import Plan
 
-if TYPE_CHECKING:
-    from codirector.evals.llm_judge import DIMENSION_GUIDE, Exchange, LLMJudge, PairwiseAnswer, describe_side
-    from codirector.evals.verdict_sheet import SHEET_COLUMNS, SheetJudge, sheet_annotators, write_verdict_sheet
-
 __all__ = [
-    "DIMENSION_GUIDE",
     "EVIDENCE",
-    "SHEET_COLUMNS",
     "Evidence",
-    "Exchange",
     "Judge",
-    "LLMJudge",
     "MetricJudge",
-    "PairwiseAnswer",
-    "SheetJudge",
     "Side",
     "check_panel",
     "default_panel",
-    "describe_side",
     "load_judges",
     "run_panel",
-    "sheet_annotators",
-    "write_verdict_sheet",
 ]
 
 logger = logging.getLogger(__name__)
@@ -387,27 +373,3 @@ def run_panel(judges: Sequence[Judge], pairs: Sequence[tuple[str, Side, Side]]) 
             votes.append(Vote(case_id, dimension, tuple(answer[dimension] for answer in answers), names))
         logger.debug("judged %s: %s", case_id, {d: [a[d] for a in answers] for d in DIMENSIONS})
     return votes
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The LLM judge and verdict sheets, re-exported and loaded on first use (both modules import this one)
-
-_LAZY = {
-    "DIMENSION_GUIDE": "codirector.evals.llm_judge",
-    "Exchange": "codirector.evals.llm_judge",
-    "LLMJudge": "codirector.evals.llm_judge",
-    "PairwiseAnswer": "codirector.evals.llm_judge",
-    "describe_side": "codirector.evals.llm_judge",
-    "SHEET_COLUMNS": "codirector.evals.verdict_sheet",
-    "SheetJudge": "codirector.evals.verdict_sheet",
-    "sheet_annotators": "codirector.evals.verdict_sheet",
-    "write_verdict_sheet": "codirector.evals.verdict_sheet",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
