@@ -183,11 +183,11 @@ def _negative_check(plan: Plan, opposites: dict[str, Any], banned: Sequence[str]
     shot itself; the count of violations (a negative against the shot's own emotion or actions, or a banned word)."""
     opposing = 0
     violations: list[dict[str, Any]] = []
+    names = _content_words(" ".join(_names(plan).values()))  # "Sam nods": the name is not what the shot asks for
     for index, shot in enumerate(plan.storyline.shots):
         negative = shot.negative_prompt.lower()
         terms = opposites.get("emotion", {}).get(shot.emotion.label.value, [])
-        names = _names(plan).values()
-        own = _content_words(" ".join([shot.emotion.label.value, *shot.actions])) - _content_words(" ".join(names))
+        own = _content_words(" ".join([shot.emotion.label.value, *shot.actions])) - names
         against = sorted(own & _content_words(negative))
         hits = [word for word in banned if word.lower() in negative]
         if against or hits:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codirector import __version__
 from codirector.config import Config, load_config
@@ -36,6 +36,9 @@ from codirector.prompts.templates import load_prompt_data, packaged_prompts_dir
 from codirector.schemas import EvalCase, EvalRecord, EvalRun, EvalSuite, Job, Plan, dump_document, load_document
 from codirector.schemas.base import PromptRef
 from codirector.schemas.documents import write_text_atomic
+
+if TYPE_CHECKING:
+    from codirector.evals.extractors import Extractors
 
 __all__ = ["EXPERTS", "SuiteResult", "load_suite", "packaged_suites", "read_run", "run_suite"]
 
@@ -126,6 +129,18 @@ def _weights_key(spec: str) -> str:
     return spec + "#" + ",".join(file_sha256(p)[:16] if p.is_file() else "missing" for p in paths)
 
 
+def _metrics_key(mouth: str, identity: str, sync: str | None) -> str:
+    """What cached render metrics are keyed by besides the video: extractors, their weights, the metrics' version.
+
+    Without a scorer the key is what it was before scorers existed, so cached measurements stay valid.
+    """
+    from codirector.evals.render_metrics import METRICS_VERSION
+
+    parts = [_weights_key(mouth), _weights_key(identity)]
+    parts += [f"sync={_weights_key(sync)}"] if sync is not None else []
+    return "|".join([*parts, f"v{METRICS_VERSION}"])
+
+
 def _case_job(case: EvalCase) -> Job:
     from codirector.api import load_job
 
@@ -153,7 +168,9 @@ class _Runner:
     backend: str | None
     backend_options: Mapping[str, Any] | None
     render: bool | None
-    extractor_specs: tuple[str, str, str | None]  # mouth, identity, lip-sync scorer
+    # built once per run (TorchScript weights load once); None when nothing renders
+    extractors: Extractors | None
+    metrics_key: str  # the extractors' specs with their weights' hashes, and the metrics' version
     text_embedder: TextEmbedder | None
     cache: EvalCache = field(init=False)
     opposites: dict[str, Any] = field(init=False)
@@ -171,7 +188,7 @@ class _Runner:
             names[expert] = chosen if isinstance(chosen, str) else chosen.name
         return names
 
-    def plan(self, case: EvalCase, job: Job, job_hash: str, names: dict[str, str]) -> tuple[Plan, bool, float]:
+    def plan(self, job: Job, job_hash: str, names: dict[str, str]) -> tuple[Plan, bool, float]:
         from codirector.api import plan as make_plan
 
         key = self.cache.plan_key(job_hash, names, self.provider_options)
@@ -187,7 +204,7 @@ class _Runner:
         self.cache.store_plan(key, made)
         return made, False, latency
 
-    def render_video(self, case: EvalCase, job: Job, plan: Plan, video: Path) -> tuple[str, bool]:
+    def render_video(self, job: Job, plan: Plan, video: Path) -> tuple[str, bool]:
         from codirector.api import render
 
         backend = self.backend or job.render.backend
@@ -199,17 +216,9 @@ class _Runner:
         return backend, all(stage.status == "reused" for stage in result.manifest.stages)
 
     def render_metrics(self, plan: Plan, video: Path, video_hash: str) -> tuple[dict[str, Any], bool]:
-        from codirector.evals.extractors import Extractors
-        from codirector.evals.render_metrics import METRICS_VERSION, CharacterTrack, RenderSubject, measure_render
+        from codirector.evals.render_metrics import CharacterTrack, RenderSubject, measure_render
 
-        mouth, identity, sync = self.extractor_specs
-        # without a scorer the key is what it was before scorers existed, so cached measurements stay valid
-        key = "|".join(
-            [_weights_key(mouth), _weights_key(identity)]
-            + ([f"sync={_weights_key(sync)}"] if sync is not None else [])
-            + [f"v{METRICS_VERSION}"]
-        )
-        cached = self.cache.find_render_metrics(video_hash, key)
+        cached = self.cache.find_render_metrics(video_hash, self.metrics_key)
         if cached is not None:
             return cached, True
         render_plan = plan.render_plan
@@ -228,10 +237,9 @@ class _Runner:
             for previous, segment in pairwise(segments)
             if segment.shot_index == previous.shot_index
         )
-        extractors = Extractors.from_specs(*self.extractor_specs)
-        measured = measure_render(RenderSubject(video, characters, seams), extractors)
+        measured = measure_render(RenderSubject(video, characters, seams), self.extractors)
         data = {"metrics": measured.metrics, "details": measured.details}
-        self.cache.store_render_metrics(video_hash, key, data)
+        self.cache.store_render_metrics(video_hash, self.metrics_key, data)
         return data, False
 
     def case(self, case: EvalCase) -> EvalRecord:
@@ -245,7 +253,7 @@ class _Runner:
             job_hash = job_sha256(job)
             names = self.provider_names(job)
             started = time.perf_counter()
-            plan, plan_reused, latency = self.plan(case, job, job_hash, names)
+            plan, plan_reused, latency = self.plan(job, job_hash, names)
             timings["plan"] = time.perf_counter() - started
             if plan_reused:
                 reused.append("plan")
@@ -274,7 +282,7 @@ class _Runner:
             if wanted[0]:
                 video = self.run_dir / "videos" / f"{case.id}.mp4"
                 started = time.perf_counter()
-                record["backend"], render_reused = self.render_video(case, job, plan, video)
+                record["backend"], render_reused = self.render_video(job, plan, video)
                 timings["render"] = time.perf_counter() - started
                 if render_reused:
                     reused.append("render")
@@ -362,11 +370,12 @@ def run_suite(
                 f"Choose from: {', '.join(sorted(known))}.",
             )  # fmt: skip
         selected = [case for case in suite_doc.cases if case.id in cases]
+    extractors = None
     if render is not False:
         from codirector.evals.extractors import Extractors
 
         # a bad spec or a missing weights file fails now, not after planning
-        Extractors.from_specs(mouth_extractor, identity_extractor, sync_scorer)
+        extractors = Extractors.from_specs(mouth_extractor, identity_extractor, sync_scorer)
     run_dir = Path(output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     embedder = default_text_embedder() if text_embedder == "default" else text_embedder
@@ -375,7 +384,7 @@ def run_suite(
         expert_providers=dict(expert_providers or {}), provider_options=dict(provider_options or {}),
         prompts_dir=Path(prompts_dir) if prompts_dir is not None else None, backend=backend,
         backend_options=backend_options, render=render,
-        extractor_specs=(mouth_extractor, identity_extractor, sync_scorer),
+        extractors=extractors, metrics_key=_metrics_key(mouth_extractor, identity_extractor, sync_scorer),
         text_embedder=embedder if not isinstance(embedder, str) else None,
     )  # fmt: skip
     records: list[EvalRecord] = []
