@@ -8,6 +8,8 @@ import cv2
 import numpy as np
 import pytest
 from helpers import EXAMPLES, require_modules
+from talking_faces import portrait as portrait_at
+from talking_faces import with_mouth
 
 from codirector.errors import ConfigError, InputFileError, UserError
 from codirector.evals.extractors import (
@@ -27,22 +29,7 @@ from codirector.media import load_image
 
 @pytest.fixture(scope="module")
 def portrait() -> tuple[np.ndarray, tuple[float, float, float, float]]:
-    image = load_image(EXAMPLES / "english_portrait" / "reference.jpg")
-    found = detect_face(image)
-    assert found is not None
-    return image, found.box
-
-
-def _open_mouth(image: np.ndarray, box: tuple[float, float, float, float], opening: float) -> np.ndarray:
-    """The picture with a dark ellipse where the mouth is, `opening` (0-1) of its tallest."""
-    x0, y0, x1, y1 = box
-    width, height = x1 - x0, y1 - y0
-    out = image.copy()
-    if opening > 0:
-        center = (round((x0 + x1) / 2), round(y0 + 0.8 * height))
-        axes = (round(0.16 * width), max(1, round(opening * 0.09 * height)))
-        cv2.ellipse(out, center, axes, 0, 0, 360, (45, 15, 20), -1, cv2.LINE_AA)
-    return out
+    return portrait_at(None)  # full size
 
 
 class ConstantMouth:
@@ -76,7 +63,7 @@ def test_the_defaults_are_the_weight_free_extractors() -> None:
 def test_mouth_darkness_grows_as_the_mouth_opens(portrait: tuple[np.ndarray, tuple[float, ...]]) -> None:
     image, box = portrait
     mouth = MouthDarkness()
-    values = [mouth.measure(_open_mouth(image, box, opening), box) for opening in (0.0, 0.3, 0.6, 1.0)]
+    values = [mouth.measure(with_mouth(image, box, opening), box) for opening in (0.0, 0.3, 0.6, 1.0)]
     assert all(value is not None for value in values)
     assert values == sorted(values)
     assert values[-1] > values[0] + 0.1, values

@@ -11,8 +11,7 @@ import itertools
 import json
 import math
 import time
-import wave
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -20,6 +19,18 @@ import numpy as np
 import pytest
 from helpers import EXAMPLES
 from PIL import Image
+from talking_faces import (
+    FPS,
+    REFERENCE,
+    SIDE,
+    Box,
+    one_character,
+    speech_envelope,
+    with_mouth,
+    write_video,
+    write_voice,
+)
+from talking_faces import portrait as portrait_at
 
 from codirector.cli import run as cli_run
 from codirector.errors import MediaError
@@ -33,76 +44,13 @@ from codirector.evals.signals import (
     slope_per_minute,
     smooth,
 )
-from codirector.faces import detect_face
-from codirector.generator.videoio import VideoWriter
 from codirector.media import load_image
-
-FPS = 25
-SIDE = 320  # the constructed videos are SIDE x SIDE (twice as wide for two characters)
-REFERENCE = EXAMPLES / "english_portrait" / "reference.jpg"
-Box = tuple[float, float, float, float]
-
-
-# ------------------------------------------------------------------------------------------------ media
 
 
 @pytest.fixture(scope="module")
 def portrait() -> tuple[np.ndarray, Box]:
     """The reference portrait at SIDE x SIDE and its face box."""
-    image = cv2.resize(load_image(REFERENCE), (SIDE, SIDE), interpolation=cv2.INTER_AREA)
-    found = detect_face(image)
-    assert found is not None
-    return image, found.box
-
-
-def _with_mouth(image: np.ndarray, box: Box, opening: float) -> np.ndarray:
-    """The image with a dark, open mouth in the face `box`, `opening` (0-1) of its tallest."""
-    x0, y0, x1, y1 = box
-    width, height = x1 - x0, y1 - y0
-    out = image.copy()
-    if opening > 0:
-        center = (round((x0 + x1) / 2), round(y0 + 0.8 * height))
-        axes = (round(0.16 * width), max(1, round(opening * 0.09 * height)))
-        cv2.ellipse(out, center, axes, 0, 0, 360, (45, 15, 20), -1, cv2.LINE_AA)
-    return out
-
-
-def _envelope(num_frames: int, seed: int) -> np.ndarray:
-    """A speech-like loudness per frame: random levels, silent in about a third of 8-frame stretches."""
-    rng = np.random.default_rng(seed)
-    voiced = np.repeat(rng.uniform(0, 1, num_frames // 8 + 1) > 0.3, 8)[:num_frames]
-    return smooth(rng.uniform(0, 1, num_frames) * voiced)
-
-
-def _write_voice(path: Path, envelope: np.ndarray, seed: int, sample_rate: int = 16_000) -> Path:
-    """A 16-bit WAV of noise whose loudness around each video frame's time follows `envelope` (the sample at t
-    belongs to the frame nearest t, as a frame shows the instant i / fps)."""
-    rng = np.random.default_rng(seed)
-    hop = sample_rate // FPS
-    frame_of_sample = np.minimum(np.round(np.arange(len(envelope) * hop) / hop).astype(int), len(envelope) - 1)
-    samples = np.clip(0.3 * rng.standard_normal(len(envelope) * hop) * envelope[frame_of_sample], -1, 1)
-    with wave.open(str(path), "wb") as stream:
-        stream.setnchannels(1)
-        stream.setsampwidth(2)
-        stream.setframerate(sample_rate)
-        stream.writeframes((samples * 32767).astype("<i2").tobytes())
-    return path
-
-
-def _write_video(path: Path, frames: Iterable[np.ndarray]) -> Path:
-    """An H.264 MP4 at 25 fps, as renders are."""
-    writer: VideoWriter | None = None
-    for frame in frames:
-        if writer is None:
-            writer = VideoWriter(path, width=frame.shape[1], height=frame.shape[0], fps=FPS, codec="h264")
-        writer.write(frame)
-    assert writer is not None
-    writer.close()
-    return path
-
-
-def _one(audio: Path | None = None) -> tuple[CharacterTrack, ...]:
-    return (CharacterTrack("host", audio, REFERENCE, None),)
+    return portrait_at()
 
 
 # ------------------------------------------------------------------------------------------------ signals
@@ -145,11 +93,11 @@ def test_a_mouth_that_follows_the_audio_k_frames_late_reports_lag_k(
     portrait: tuple[np.ndarray, Box], tmp_path: Path, lag: int
 ) -> None:
     image, box = portrait
-    envelope = _envelope(200, seed=1)
-    voice = _write_voice(tmp_path / "voice.wav", envelope, seed=2)
+    envelope = speech_envelope(200, seed=1)
+    voice = write_voice(tmp_path / "voice.wav", envelope, seed=2)
     shifted = [envelope[min(len(envelope) - 1, max(0, i - lag))] for i in range(len(envelope))]
-    video = _write_video(tmp_path / "talk.mp4", (_with_mouth(image, box, opening) for opening in shifted))
-    result = measure_render(RenderSubject(video, _one(voice)))
+    video = write_video(tmp_path / "talk.mp4", (with_mouth(image, box, opening) for opening in shifted))
+    result = measure_render(RenderSubject(video, one_character(voice)))
     assert result.metrics["render.lip_sync_offset_frames"] == lag
     assert result.metrics["render.lip_sync_corr"] > 0.9  # measured 0.97
     assert result.metrics["render.right_mouth"] is None  # one character: nobody else's mouth to mix up
@@ -160,10 +108,10 @@ def test_a_mouth_that_follows_the_audio_k_frames_late_reports_lag_k(
 
 def test_a_mouth_that_ignores_the_audio_has_a_low_correlation(portrait: tuple[np.ndarray, Box], tmp_path: Path) -> None:
     image, box = portrait
-    voice = _write_voice(tmp_path / "voice.wav", _envelope(200, seed=1), seed=2)
-    unrelated = _envelope(200, seed=7)
-    video = _write_video(tmp_path / "talk.mp4", (_with_mouth(image, box, opening) for opening in unrelated))
-    result = measure_render(RenderSubject(video, _one(voice)))
+    voice = write_voice(tmp_path / "voice.wav", speech_envelope(200, seed=1), seed=2)
+    unrelated = speech_envelope(200, seed=7)
+    video = write_video(tmp_path / "talk.mp4", (with_mouth(image, box, opening) for opening in unrelated))
+    result = measure_render(RenderSubject(video, one_character(voice)))
     assert abs(result.metrics["render.lip_sync_corr"]) < 0.35  # measured 0.15, the best of 17 lags of noise
 
 
@@ -176,8 +124,8 @@ def _drift(
     """Measure a 6 s video of the portrait changed by `change(image, share of the way through)`."""
     image, _ = portrait
     count = 6 * FPS
-    video = _write_video(tmp_path / f"{name}.mp4", (change(image, i / (count - 1)) for i in range(count)))
-    result = measure_render(RenderSubject(video, _one()))
+    video = write_video(tmp_path / f"{name}.mp4", (change(image, i / (count - 1)) for i in range(count)))
+    result = measure_render(RenderSubject(video, one_character()))
     return {**result.metrics, **result.details}
 
 
@@ -229,16 +177,18 @@ def _panning(count: int, jump_at: int | None = None) -> list[np.ndarray]:
     return [np.ascontiguousarray(wide[20:340, x : x + SIDE]) for x in offsets]
 
 
-def test_a_visible_jump_at_a_seam_stands_out_and_a_smooth_seam_reads_one(tmp_path: Path) -> None:
-    smooth_video = _write_video(tmp_path / "smooth.mp4", _panning(40))
-    jump_video = _write_video(tmp_path / "jump.mp4", _panning(40, jump_at=20))
-    smooth_seam = measure_render(RenderSubject(smooth_video, _one(), seam_frames=(20,)))
-    jump = measure_render(RenderSubject(jump_video, _one(), seam_frames=(20, 400)))  # 400: past the end, ignored
+def test_a_visible_jump_at_a_seam_stands_out_and_a_smooth_seam_readsone_character(tmp_path: Path) -> None:
+    smooth_video = write_video(tmp_path / "smooth.mp4", _panning(40))
+    jump_video = write_video(tmp_path / "jump.mp4", _panning(40, jump_at=20))
+    smooth_seam = measure_render(RenderSubject(smooth_video, one_character(), seam_frames=(20,)))
+    jump = measure_render(
+        RenderSubject(jump_video, one_character(), seam_frames=(20, 400))
+    )  # 400: past the end, ignored
     assert jump.details["render.seams"] == [{"frame": 20, "jump": pytest.approx(jump.metrics["render.seam_jump"])}]
     assert jump.metrics["render.seam_jump"] > 5  # measured 11.9
     assert 0.7 < smooth_seam.metrics["render.seam_jump"] < 1.4  # measured 1.0
     assert smooth_seam.metrics["render.seam_jump_mean"] == smooth_seam.metrics["render.seam_jump"]
-    assert measure_render(RenderSubject(smooth_video, _one())).metrics["render.seam_jump"] is None
+    assert measure_render(RenderSubject(smooth_video, one_character())).metrics["render.seam_jump"] is None
 
 
 def test_alternating_brightness_flickers_and_a_steady_pan_does_not(
@@ -248,9 +198,9 @@ def test_alternating_brightness_flickers_and_a_steady_pan_does_not(
     delta = 6
     alternating = (np.clip(image.astype(np.int16) + (delta if i % 2 else -delta), 0, 255).astype(np.uint8)
                    for i in range(40))  # fmt: skip
-    flickering = measure_render(RenderSubject(_write_video(tmp_path / "flicker.mp4", alternating), _one()))
-    panning = measure_render(RenderSubject(_write_video(tmp_path / "pan.mp4", _panning(40)), _one()))
-    still = measure_render(RenderSubject(_write_video(tmp_path / "still.mp4", [image] * 40), _one()))
+    flickering = measure_render(RenderSubject(write_video(tmp_path / "flicker.mp4", alternating), one_character()))
+    panning = measure_render(RenderSubject(write_video(tmp_path / "pan.mp4", _panning(40)), one_character()))
+    still = measure_render(RenderSubject(write_video(tmp_path / "still.mp4", [image] * 40), one_character()))
     # ±delta every other frame gives a second difference of 4 delta (24 grey levels) wherever it is not clipped
     assert flickering.metrics["render.flicker"] == pytest.approx(4 * delta, rel=0.15)  # measured 22
     assert panning.metrics["render.flicker"] < 2  # measured 1.4
@@ -268,14 +218,14 @@ def twins(portrait: tuple[np.ndarray, Box], tmp_path_factory: pytest.TempPathFac
     folder = tmp_path_factory.mktemp("twins")
     scene = np.concatenate([image, image], axis=1)
     Image.fromarray(scene).save(folder / "scene.png")
-    left, right = _envelope(200, seed=11), _envelope(200, seed=12)
+    left, right = speech_envelope(200, seed=11), speech_envelope(200, seed=12)
     right_box = (box[0] + SIDE, box[1], box[2] + SIDE, box[3])
-    frames = (_with_mouth(_with_mouth(scene, box, a), right_box, b) for a, b in zip(left, right, strict=True))
+    frames = (with_mouth(with_mouth(scene, box, a), right_box, b) for a, b in zip(left, right, strict=True))
     return {
         "scene": folder / "scene.png",
-        "video": _write_video(folder / "twins.mp4", frames),
-        "left": _write_voice(folder / "left.wav", left, seed=3),
-        "right": _write_voice(folder / "right.wav", right, seed=4),
+        "video": write_video(folder / "twins.mp4", frames),
+        "left": write_voice(folder / "left.wav", left, seed=3),
+        "right": write_voice(folder / "right.wav", right, seed=4),
     }
 
 
@@ -303,10 +253,10 @@ def test_each_mouth_is_matched_to_its_own_voice(twins: dict[str, Path], swapped:
 
 def test_the_measurement_is_json_and_honours_max_frames(portrait: tuple[np.ndarray, Box], tmp_path: Path) -> None:
     image, box = portrait
-    envelope = _envelope(100, seed=1)
-    voice = _write_voice(tmp_path / "voice.wav", envelope, seed=2)
-    video = _write_video(tmp_path / "talk.mp4", (_with_mouth(image, box, opening) for opening in envelope))
-    result = measure_render(RenderSubject(video, _one(voice), seam_frames=(50,)), max_frames=60)
+    envelope = speech_envelope(100, seed=1)
+    voice = write_voice(tmp_path / "voice.wav", envelope, seed=2)
+    video = write_video(tmp_path / "talk.mp4", (with_mouth(image, box, opening) for opening in envelope))
+    result = measure_render(RenderSubject(video, one_character(voice), seam_frames=(50,)), max_frames=60)
     assert result.metrics["render.num_frames_measured"] == 60
     assert result.metrics["render.duration_s"] == pytest.approx(60 / FPS)
     json.dumps(result.details, allow_nan=False)  # plain floats, lists and dicts only
@@ -314,14 +264,16 @@ def test_the_measurement_is_json_and_honours_max_frames(portrait: tuple[np.ndarr
     assert result.details["render.extractors"] == {"mouth": "mouth-darkness", "identity": "hog"}
     custom = Extractors(mouth=Extractors.default().mouth, identity=HogEmbedder())
     assert (
-        measure_render(RenderSubject(video, _one(voice)), custom, max_frames=30).metrics["render.num_frames_measured"]
+        measure_render(RenderSubject(video, one_character(voice)), custom, max_frames=30).metrics[
+            "render.num_frames_measured"
+        ]
         == 30
     )
 
 
 def test_a_missing_video_is_a_media_error(tmp_path: Path) -> None:
     with pytest.raises(MediaError, match=r"no\.mp4"):
-        measure_render(RenderSubject(tmp_path / "no.mp4", _one()))
+        measure_render(RenderSubject(tmp_path / "no.mp4", one_character()))
 
 
 def test_the_dialogue_preview_moves_each_mouth_with_its_own_voice(

@@ -10,12 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pytest
 import yaml
 from helpers import EXAMPLES, require_modules
-from test_eval_render_metrics import FPS, REFERENCE, SIDE, _envelope, _one, _with_mouth, _write_video, _write_voice
+from talking_faces import FPS, Box, one_character, speech_envelope, with_mouth, write_video, write_voice
+from talking_faces import portrait as portrait_at
 
 from codirector.cli import run as cli_run
 from codirector.errors import ConfigError, InputFileError, UserError
@@ -29,10 +29,8 @@ from codirector.evals.sync_scorers import (
     mouth_crop,
     syncnet_mfcc,
 )
-from codirector.faces import detect_face
-from codirector.media import load_audio, load_image
+from codirector.media import load_audio
 
-Box = tuple[float, float, float, float]
 CROP = 48  # a small crop side keeps the tests fast; the nets do not care
 
 # torch 2.9+ calls torch.jit.script and save deprecated; SyncNet-style files are TorchScript all the same
@@ -41,10 +39,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.*deprecated:Deprecat
 
 @pytest.fixture(scope="module")
 def portrait() -> tuple[np.ndarray, Box]:
-    image = cv2.resize(load_image(REFERENCE), (SIDE, SIDE), interpolation=cv2.INTER_AREA)
-    found = detect_face(image)
-    assert found is not None
-    return image, found.box
+    return portrait_at()
 
 
 def _save(module: Any, path: Path) -> str:
@@ -88,10 +83,10 @@ def test_a_mouth_k_frames_after_the_sound_scores_best_at_lag_k(
     portrait: tuple[np.ndarray, Box], analytic_models: str, tmp_path: Path, lag: int
 ) -> None:
     image, box = portrait
-    envelope = _envelope(200, seed=1)
-    voice = _write_voice(tmp_path / "voice.wav", envelope, seed=2)
+    envelope = speech_envelope(200, seed=1)
+    voice = write_voice(tmp_path / "voice.wav", envelope, seed=2)
     shifted = [envelope[min(len(envelope) - 1, max(0, i - lag))] for i in range(len(envelope))]
-    frames = [_with_mouth(image, box, opening) for opening in shifted]
+    frames = [with_mouth(image, box, opening) for opening in shifted]
 
     # the scorer alone, on crops of the known face box
     scorer = load_sync_scorer(analytic_models)
@@ -106,8 +101,8 @@ def test_a_mouth_k_frames_after_the_sound_scores_best_at_lag_k(
     assert score.confidence > 1.0  # measured 2.1-2.2: the right pairing stands out
 
     # the whole measurement, from the MP4 and the WAV
-    video = _write_video(tmp_path / "talk.mp4", frames)
-    result = measure_render(RenderSubject(video, _one(voice)), Extractors.from_specs(sync=analytic_models))
+    video = write_video(tmp_path / "talk.mp4", frames)
+    result = measure_render(RenderSubject(video, one_character(voice)), Extractors.from_specs(sync=analytic_models))
     metrics = result.metrics
     assert metrics["render.sync_offset_frames"] == lag
     assert metrics["render.sync_offset_abs_frames"] == abs(lag)
@@ -125,9 +120,9 @@ def test_a_mouth_that_ignores_the_sound_has_no_confidence(
     portrait: tuple[np.ndarray, Box], analytic_models: str
 ) -> None:
     image, box = portrait
-    unrelated = _envelope(200, seed=7)
-    crops = np.stack([mouth_crop(_with_mouth(image, box, opening), box, CROP) for opening in unrelated])  # type: ignore[misc]
-    loud = np.repeat(_envelope(200, seed=1), 16_000 // FPS).astype(np.float32) * 0.3
+    unrelated = speech_envelope(200, seed=7)
+    crops = np.stack([mouth_crop(with_mouth(image, box, opening), box, CROP) for opening in unrelated])  # type: ignore[misc]
+    loud = np.repeat(speech_envelope(200, seed=1), 16_000 // FPS).astype(np.float32) * 0.3
     noise = np.random.default_rng(2).standard_normal(len(loud)).astype(np.float32)
     score = load_sync_scorer(analytic_models).score(crops, np.ones(200, bool), loud * noise, 16_000, FPS, 8)
     assert score is not None
@@ -137,9 +132,9 @@ def test_a_mouth_that_ignores_the_sound_has_no_confidence(
 
 def test_without_a_scorer_there_are_no_sync_metrics(portrait: tuple[np.ndarray, Box], tmp_path: Path) -> None:
     image, box = portrait
-    voice = _write_voice(tmp_path / "voice.wav", _envelope(40, seed=1), seed=2)
-    video = _write_video(tmp_path / "talk.mp4", [_with_mouth(image, box, 0.5)] * 40)
-    result = measure_render(RenderSubject(video, _one(voice)))
+    voice = write_voice(tmp_path / "voice.wav", speech_envelope(40, seed=1), seed=2)
+    video = write_video(tmp_path / "talk.mp4", [with_mouth(image, box, 0.5)] * 40)
+    result = measure_render(RenderSubject(video, one_character(voice)))
     assert not [key for key in result.metrics if key.startswith("render.sync")]
     assert "render.sync" not in result.details
     assert Extractors.default().sync is None
@@ -265,11 +260,11 @@ class NoCropSize:
 
 def test_a_scorer_class_by_module_path_gets_the_mouth_crops(portrait: tuple[np.ndarray, Box], tmp_path: Path) -> None:
     image, box = portrait
-    voice = _write_voice(tmp_path / "voice.wav", _envelope(40, seed=1), seed=2)
-    video = _write_video(tmp_path / "talk.mp4", [_with_mouth(image, box, 0.5)] * 40)
+    voice = write_voice(tmp_path / "voice.wav", speech_envelope(40, seed=1), seed=2)
+    video = write_video(tmp_path / "talk.mp4", [with_mouth(image, box, 0.5)] * 40)
     RecordingScorer.calls.clear()
     extractors = Extractors.from_specs(sync=f"{__name__}:RecordingScorer")
-    result = measure_render(RenderSubject(video, _one(voice)), extractors, max_lag=3)
+    result = measure_render(RenderSubject(video, one_character(voice)), extractors, max_lag=3)
     (call,) = RecordingScorer.calls
     assert call["crops"].shape == (40, 32, 32, 3)
     assert call["crops"].dtype == np.uint8
