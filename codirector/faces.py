@@ -25,6 +25,7 @@ __all__ = [
     "detect_face",
     "find_face_fast",
     "haar_cascade",
+    "iou",
 ]
 
 logger = logging.getLogger(__name__)
@@ -88,7 +89,8 @@ def haar_cascade(name: str) -> Any:
     return classifier
 
 
-def _iou(a: Box, b: Box) -> float:
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes (0 when they do not touch)."""
     inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
@@ -123,7 +125,7 @@ def _find(gray: np.ndarray, search: _Search) -> tuple[Box, int] | None:
                     for x, y, w, h in np.asarray(boxes).reshape(-1, 4).tolist():
                         left = view.shape[1] - x - w if mirrored else x
                         box = ((left - pad) / scale, (y - pad) / scale, (left - pad + w) / scale, (y - pad + h) / scale)
-                        home = next((c for c in clusters if _iou(c[0][0], box) > 0.35), None)
+                        home = next((c for c in clusters if iou(c[0][0], box) > 0.35), None)
                         if home is None:
                             clusters.append([(box, run)])
                         else:

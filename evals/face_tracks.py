@@ -17,6 +17,7 @@ import numpy as np
 
 from codirector.evals.extractors import Box, FaceEmbedder, crop_face
 from codirector.evals.face_references import Reference, pixels
+from codirector.faces import iou
 from codirector.schemas.vocab import Subject
 
 __all__ = ["FaceTracker"]
@@ -41,12 +42,6 @@ class _Detection:
     box: Box  # frame pixels
     votes: int
     embedding: np.ndarray | None = None
-
-
-def _iou(a: Box, b: Box) -> float:
-    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _scaled(image: np.ndarray, zoom: float) -> np.ndarray:
@@ -191,7 +186,7 @@ class FaceTracker:
             for (x, y, w, h), vote in zip(np.reshape(boxes, (-1, 4)).tolist(), np.ravel(votes).tolist(), strict=True):
                 left = view.shape[1] - x - w if mirrored else x
                 box = (left / scale, y / scale, (left + w) / scale, (y + h) / scale)
-                twin = next((d for d in found if _iou(d.box, box) > 0.3), None)
+                twin = next((d for d in found if iou(d.box, box) > 0.3), None)
                 if twin is None:
                     found.append(_Detection(box, int(vote)))
                 elif vote > twin.votes:
@@ -235,7 +230,7 @@ class FaceTracker:
     ) -> dict[int, Box]:
         """Faces the cascades find, given to the `missing` characters they fit best (none of the `taken` boxes)."""
         detections = [
-            d for d in self._detect(small, scale, wanted=len(missing)) if all(_iou(d.box, t) <= 0.3 for t in taken)
+            d for d in self._detect(small, scale, wanted=len(missing)) if all(iou(d.box, t) <= 0.3 for t in taken)
         ]
         if self.have_references:
             for detection in detections:
@@ -296,7 +291,7 @@ class FaceTracker:
     def _score(self, character: int, detection: _Detection, width: int) -> float | None:
         """How well a found face fits a character (higher is better); None if it cannot be theirs."""
         reference, track = self.references[character], self.tracks[character]
-        overlap = _iou(track.box, detection.box) if track.box is not None else 0.0
+        overlap = iou(track.box, detection.box) if track.box is not None else 0.0
         center = (detection.box[0] + detection.box[2]) / 2 / width
         score = 1.0 + overlap + 0.5 * (1.0 - abs(center - reference.x_center))
         if reference.embedding is not None and detection.embedding is not None:

@@ -17,7 +17,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from codirector.faces import Box, haar_cascade
+from codirector.faces import Box, haar_cascade, iou
 from codirector.generator.backends.preview.layout import Layout, Placement
 from codirector.schemas.vocab import Subject
 
@@ -40,12 +40,6 @@ class FaceInFrame:
     box: Box
     score: float
     method: Literal["template", "detector", "canvas"]
-
-
-def _iou(a: Box, b: Box) -> float:
-    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _face_patch(gray: np.ndarray, placement: Placement) -> tuple[np.ndarray, Box]:
@@ -188,7 +182,7 @@ def locate_characters(frame: np.ndarray, layout: Layout) -> dict[str, FaceInFram
     for margin, score, character_id, box in sorted(pairs, key=lambda pair: -pair[0]):
         if margin < 0:
             break
-        if character_id in result or any(_iou(box, f.box) > 0.2 for f in result.values()):
+        if character_id in result or any(iou(box, f.box) > 0.2 for f in result.values()):
             continue
         if _verify(gray, tuple(v / factor for v in box), patches[character_id][0]) < _VERIFY_ACCEPT:
             continue
@@ -201,7 +195,7 @@ def locate_characters(frame: np.ndarray, layout: Layout) -> dict[str, FaceInFram
         proposals = [
             (_likeness(small, box, patch), box)
             for box in _detector_candidates(small, placement.subject)
-            if not any(_iou(box, f.box) > 0.2 for f in result.values())
+            if not any(iou(box, f.box) > 0.2 for f in result.values())
         ]
         if proposals and (best := max(proposals))[0] >= _DETECTOR_ACCEPT:
             score, box = best
