@@ -23,6 +23,7 @@ __all__ = [
     "FaceView",
     "FastSearch",
     "detect_face",
+    "detect_faces",
     "find_face_fast",
     "haar_cascade",
     "iou",
@@ -97,7 +98,14 @@ def iou(a: Box, b: Box) -> float:
 
 
 def _find(gray: np.ndarray, search: _Search) -> tuple[Box, int] | None:
-    """Run every cascade at every size; return the face most runs agree on (clipped) and its support.
+    """The face most runs agree on (clipped) and its support, or None."""
+    found = _faces(gray, search)
+    return found[0] if found else None
+
+
+def _faces(gray: np.ndarray, search: _Search) -> list[tuple[Box, int]]:
+    """Run every cascade at every size; return every face the runs found (clipped) with its support, the face most
+    runs agree on first (then the larger).
 
     Faces smaller than `search.min_share` of the short side are not searched: a reference picture is about its
     character, and the small windows are where a cascade spends its time and finds its false faces.
@@ -130,16 +138,16 @@ def _find(gray: np.ndarray, search: _Search) -> tuple[Box, int] | None:
                             clusters.append([(box, run)])
                         else:
                             home.append((box, run))
-    if not clusters:
-        return None
 
     def rank(cluster: list[tuple[Box, str]]) -> tuple[int, float]:  # support, then size
         box = cluster[0][0]
         return len({run for _, run in cluster}), (box[2] - box[0]) * (box[3] - box[1])
 
-    best = max(clusters, key=rank)
-    x0, y0, x1, y1 = np.median(np.array([box for box, _ in best]), axis=0).tolist()
-    return (max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1)), rank(best)[0]
+    faces = []
+    for cluster in sorted(clusters, key=rank, reverse=True):
+        x0, y0, x1, y1 = np.median(np.array([box for box, _ in cluster]), axis=0).tolist()
+        faces.append(((max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1)), rank(cluster)[0]))
+    return faces
 
 
 def detect_face(rgb: np.ndarray) -> FaceDetection | None:
@@ -154,6 +162,19 @@ def detect_face(rgb: np.ndarray) -> FaceDetection | None:
             return FaceDetection(hit[0], subject, hit[1])
     logger.debug("no face; best support: %s", {s.value: hit and hit[1] for s, hit in found.items()})
     return None
+
+
+def detect_faces(rgb: np.ndarray) -> list[FaceDetection]:
+    """Every human face in an RGB image that enough detector runs agree on, most certain first (cat faces when
+    there is no human one): the faces of a multi-character frame."""
+    import cv2
+
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    for subject, search in ((Subject.HUMAN, _HUMAN), (Subject.ANIMAL, _ANIMAL)):
+        faces = [FaceDetection(box, subject, n) for box, n in _faces(gray, search) if n >= search.min_support]
+        if faces:
+            return faces
+    return []
 
 
 @dataclass(frozen=True)

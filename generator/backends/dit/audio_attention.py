@@ -4,8 +4,13 @@ KlingAvatar 2.0 sec. 3.3).
 The video tokens of latent frame t attend only to the audio tokens of latent frames t - padding .. t + padding;
 each character's audio runs through the attention separately and is multiplied by that character's mask over the
 video tokens before the sum. The output projection starts at zero, so a fresh block equals diffusers' block.
-Shapes: B batch, N characters, F latent frames, L = F * Ht * Wt video tokens, K audio tokens per latent frame,
-D model width.
+
+The window is not a mask: each latent frame's video tokens are the queries of their own attention call whose keys
+are exactly that frame's window of audio tokens, so every diffusers attention backend (flash, sage, cuDNN, SDPA),
+none of which needs a mask and some of which refuse one, runs it. Frames whose windows have the same length (all but
+the first and last `padding` frames) share one call, with frames and characters folded into the batch.
+Shapes: B batch, N characters, F latent frames, S = Ht * Wt video tokens per latent frame, L = F * S video tokens,
+K audio tokens per latent frame, w window length in latent frames (at most 2 * padding + 1), D model width.
 """
 
 from __future__ import annotations
@@ -20,26 +25,80 @@ from torch import nn
 
 from codirector.generator.backends.dit.multi_character import group_video_frames
 
-__all__ = ["AudioInjection", "AudioProjector", "AudioWanTransformerBlock", "audio_window_mask"]
+__all__ = [
+    "AudioInjection",
+    "AudioProjector",
+    "AudioWanTransformerBlock",
+    "AudioWindows",
+    "WindowGroup",
+    "audio_windows",
+]
 
 
-def audio_window_mask(
-    grid: tuple[int, int, int], audio_tokens_per_frame: int, padding: int, device: Any
-) -> torch.Tensor:
-    """The block-diagonal-with-padding attention mask of the audio cross-attention (Kling-Avatar sec. 2.4).
+@dataclass(frozen=True)
+class WindowGroup:
+    """The latent frames whose audio windows have one length w, and the audio tokens of each frame's window.
+
+    Attributes:
+        frames: (n,) long, latent frames of this group.
+        audio_index: (n, w * K) long, frame t's window: audio tokens of latent frames max(t - padding, 0) ..
+            min(t + padding, F - 1), indices into the F * K audio tokens.
+    """
+
+    frames: torch.Tensor
+    audio_index: torch.Tensor
+
+
+@dataclass(frozen=True)
+class AudioWindows:
+    """The audio window of every latent frame, grouped by window length (Kling-Avatar sec. 2.4).
+
+    Attributes:
+        grid: (F, Ht, Wt) the latent token grid.
+        audio_tokens_per_frame: K.
+        padding: latent frames of slack on either side.
+        groups: one per distinct window length (at most padding + 1 of them).
+        order: (F,) long, where latent frame t sits among the groups' frames laid end to end.
+    """
+
+    grid: tuple[int, int, int]
+    audio_tokens_per_frame: int
+    padding: int
+    groups: tuple[WindowGroup, ...]
+    order: torch.Tensor
+
+
+def audio_windows(grid: tuple[int, int, int], audio_tokens_per_frame: int, padding: int, device: Any) -> AudioWindows:
+    """Each latent frame's window of audio tokens, for `AudioWanTransformerBlock.audio_attention`.
+
+    Video token i (latent frame i // (Ht * Wt)) sees audio token j (latent frame j // K) iff the frames are at most
+    `padding` apart; windows are clipped to [0, F - 1], so the first and last `padding` frames have shorter ones.
 
     Args:
-        grid: (F, Ht, Wt) the latent token grid; video token i belongs to latent frame i // (Ht * Wt).
-        audio_tokens_per_frame: K; audio token j belongs to latent frame j // K.
-        padding: latent frames of slack on either side.
+        grid: (F, Ht, Wt) the latent token grid.
+        audio_tokens_per_frame: K.
+        padding: latent frames of slack on either side (>= 0).
+        device: where the index tensors live (the model's).
 
-    Returns:
-        (1, 1, L, F * K) bool, True where |frame(video token) - frame(audio token)| <= padding.
+    Example:
+        >>> [g.frames.tolist() for g in audio_windows((5, 2, 2), 4, 1, "cpu").groups]  # windows of 2, then 3 frames
+        [[0, 4], [1, 2, 3]]
     """
-    num_frames, height, width = grid
-    video_frame = torch.arange(num_frames, device=device).repeat_interleave(height * width)  # l
-    audio_frame = torch.arange(num_frames, device=device).repeat_interleave(audio_tokens_per_frame)  # (f k)
-    return ((video_frame[:, None] - audio_frame[None, :]).abs() <= padding)[None, None]
+    if padding < 0:
+        raise ValueError(f"padding must be >= 0, got {padding}")
+    num_frames, tokens_per_frame = grid[0], audio_tokens_per_frame
+    frames = torch.arange(num_frames)
+    starts = (frames - padding).clamp(min=0)  # f
+    lengths = (frames + padding).clamp(max=num_frames - 1) - starts + 1  # f
+    groups, grouped_frames = [], []
+    for length in lengths.unique().tolist():  # at most padding + 1 lengths
+        members = frames[lengths == length]  # n
+        window_frames = starts[members, None] + torch.arange(length)  # n w
+        audio_index = (window_frames[..., None] * tokens_per_frame + torch.arange(tokens_per_frame)).flatten(1)
+        groups.append(WindowGroup(members.to(device), audio_index.to(device)))  # n, n (w k)
+        grouped_frames.append(members)
+    order = torch.cat(grouped_frames).argsort()  # f, inverts the groups' frame order
+    return AudioWindows(tuple(grid), tokens_per_frame, padding, tuple(groups), order.to(device))
 
 
 @dataclass(frozen=True)
@@ -48,13 +107,13 @@ class AudioInjection:
 
     Attributes:
         tokens: (B, N, F * K, D) each character's audio tokens.
-        attention_mask: (1, 1, L, F * K) bool window mask (`audio_window_mask`).
+        windows: each latent frame's audio window (`audio_windows`).
         character_masks: (B, N, L) gates in [0, 1], or None for no gating (one character).
         scale: multiplies the attention's output (inference-time audio boost).
     """
 
     tokens: torch.Tensor
-    attention_mask: torch.Tensor
+    windows: AudioWindows
     character_masks: torch.Tensor | None
     scale: float = 1.0
 
@@ -112,8 +171,12 @@ class AudioWanTransformerBlock(WanTransformerBlock):
         cross_attn_norm: bool = False,
         eps: float = 1e-6,
         added_kv_proj_dim: int | None = None,
+        with_audio: bool = True,
     ) -> None:
         super().__init__(dim, ffn_dim, num_heads, qk_norm, cross_attn_norm, eps, added_kv_proj_dim)
+        if not with_audio:  # a stock block: no audio weights exist, so none are built (a 14B model saves 4.4B)
+            self.norm_audio = self.audio_attn = None
+            return
         self.norm_audio = FP32LayerNorm(dim, eps, elementwise_affine=True)
         self.audio_attn = WanAttention(
             dim=dim,
@@ -134,17 +197,33 @@ class AudioWanTransformerBlock(WanTransformerBlock):
         nn.init.zeros_(self.audio_attn.to_out[0].bias)
 
     def audio_attention(self, hidden_states: torch.Tensor, audio: AudioInjection) -> torch.Tensor:
-        """sum_c mask_c * attn(norm(x), audio_c) * scale: (B, L, D) -> (B, L, D)."""
+        """sum_c mask_c * attn(norm(x), window(audio_c)) * scale: (B, L, D) -> (B, L, D).
+
+        One `audio_attn` call per window length, without a mask: the queries are the S video tokens of one latent
+        frame of one character, the keys that frame's w * K window tokens (Kling-Avatar sec. 2.4).
+        """
+        windows = audio.windows
+        batch, num_characters = audio.tokens.shape[:2]
+        num_frames, height, width = windows.grid
         norm_hidden_states = self.norm_audio(hidden_states.float()).type_as(hidden_states)
-        output = torch.zeros_like(hidden_states)
-        for character in range(audio.tokens.shape[1]):
-            tokens = audio.tokens[:, character].to(hidden_states.dtype)  # b (f k) d
-            attended = self.audio_attn(norm_hidden_states, tokens, audio.attention_mask, None)  # b l d
-            if audio.character_masks is not None:
-                # KlingAvatar 2.0 sec. 3.3: the mask gates this character's audio into its own region.
-                attended = attended * audio.character_masks[:, character, :, None].to(attended.dtype)
-            output = output + attended
-        return output * audio.scale
+        queries = norm_hidden_states.unflatten(1, (num_frames, height * width))  # b f s d
+        tokens = audio.tokens.to(hidden_states.dtype)  # b n (f k) d
+        gates = None
+        if audio.character_masks is not None:
+            gates = audio.character_masks.unflatten(2, (num_frames, height * width))[..., None]  # b n f s 1
+        outputs = []
+        for group in windows.groups:
+            num_group_frames = group.frames.shape[0]
+            query = queries[:, None, group.frames].expand(-1, num_characters, -1, -1, -1)  # b n g s d
+            keys = tokens[:, :, group.audio_index]  # b n g (w k) d
+            attended = self.audio_attn(query.flatten(0, 2), keys.flatten(0, 2))  # (b n g) s d
+            attended = attended.unflatten(0, (batch, num_characters, num_group_frames))  # b n g s d
+            if gates is not None:
+                # KlingAvatar 2.0 sec. 3.3: the mask gates each character's audio into its own region.
+                attended = attended * gates[:, :, group.frames].to(attended.dtype)
+            outputs.append(attended.sum(dim=1))  # b g s d
+        output = torch.cat(outputs, dim=1)[:, windows.order]  # b f s d, the groups' frames back in time order
+        return output.flatten(1, 2) * audio.scale  # b l d
 
     def forward(
         self,

@@ -35,7 +35,7 @@ from codirector.generator.backends.dit.audio_attention import (
     AudioInjection,
     AudioProjector,
     AudioWanTransformerBlock,
-    audio_window_mask,
+    audio_windows,
 )
 from codirector.generator.backends.dit.multi_character import CharacterMaskHead
 
@@ -46,13 +46,15 @@ __all__ = [
     "AudioWanTransformerBlock",
     "AudioWanTransformerOutput",
     "load_adapter",
+    "read_adapter_config",
     "save_adapter",
     "tiny_config",
 ]
 
 _ADAPTER_MODULES = ("audio_projector", "audio_attn", "norm_audio", "mask_heads")
-_ADAPTER_CONFIG = ("audio_dim", "audio_tokens_per_frame", "audio_hidden_dim", "vae_scale_factor_temporal")
-_ADAPTER_CONFIG += ("mask_layers", "identity_dim", "mask_head_num_heads")
+# The config keys an adapter file carries: they shape the audio and mask modules, so a model is built from them.
+_ADAPTER_CONFIG = ("audio_dim", "audio_tokens_per_frame", "audio_hidden_dim", "audio_window_padding")
+_ADAPTER_CONFIG += ("vae_scale_factor_temporal", "mask_layers", "identity_dim", "mask_head_num_heads")
 
 
 def tiny_config(**overrides: Any) -> dict[str, Any]:
@@ -92,6 +94,7 @@ class AudioWanTransformer3DModel(WanTransformer3DModel):
         mask_layers: blocks whose outputs feed a mask head (KlingAvatar 2.0 sec. 3.3); empty for none.
         identity_dim: mask head width.
         mask_head_num_heads: mask head attention heads.
+        with_audio: build the audio modules; False makes the stock Wan model (no audio weights to drive them).
 
     Example:
         >>> model = AudioWanTransformer3DModel(**tiny_config())
@@ -130,6 +133,7 @@ class AudioWanTransformer3DModel(WanTransformer3DModel):
         mask_layers: tuple[int, ...] | list[int] = (),
         identity_dim: int = 256,
         mask_head_num_heads: int = 4,
+        with_audio: bool = True,
     ) -> None:
         if patch_size[0] != 1:
             raise ValueError(f"patch_size must patch one latent frame per token (patch_size[0] == 1), got {patch_size}")
@@ -150,10 +154,12 @@ class AudioWanTransformer3DModel(WanTransformer3DModel):
         )  # fmt: skip
         inner_dim = num_attention_heads * attention_head_dim
         block_args = (inner_dim, ffn_dim, num_attention_heads, qk_norm, cross_attn_norm, eps, added_kv_proj_dim)
-        self.blocks = nn.ModuleList([AudioWanTransformerBlock(*block_args) for _ in range(num_layers)])
-        self.audio_projector = AudioProjector(
-            audio_dim, inner_dim, audio_tokens_per_frame, audio_hidden_dim, vae_scale_factor_temporal
-        )
+        self.blocks = nn.ModuleList([AudioWanTransformerBlock(*block_args, with_audio) for _ in range(num_layers)])
+        self.audio_projector = None
+        if with_audio:
+            self.audio_projector = AudioProjector(
+                audio_dim, inner_dim, audio_tokens_per_frame, audio_hidden_dim, vae_scale_factor_temporal
+            )
         self.mask_heads = nn.ModuleDict(
             {str(i): CharacterMaskHead(inner_dim, identity_dim, mask_head_num_heads, eps) for i in sorted(mask_layers)}
         )
@@ -175,7 +181,7 @@ class AudioWanTransformer3DModel(WanTransformer3DModel):
         config overrides such as `audio_dim=1024`).
         """
         if adapter_path is not None:
-            kwargs = {**_read_adapter_config(adapter_path), **kwargs}
+            kwargs = {**read_adapter_config(adapter_path), **kwargs}
         want_info = kwargs.pop("output_loading_info", False)
         model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
         missing = [key for key in info["missing_keys"] if not _is_adapter_key(key)]
@@ -186,6 +192,50 @@ class AudioWanTransformer3DModel(WanTransformer3DModel):
             load_adapter(model, adapter_path)
         return (model, info) if want_info else model
 
+    @classmethod
+    def from_single_file_with_config(
+        cls, file: str | Path, config_folder: str | Path, *, torch_dtype: torch.dtype | None = None,
+        adapter_path: str | Path | None = None,
+    ) -> AudioWanTransformer3DModel:  # fmt: skip
+        """Load an original-format Wan transformer file (Wan's own key names, as ComfyUI and Wan2GP keep them)
+        through diffusers' single-file loader, with the config of a diffusers transformer folder.
+
+        The audio and mask modules, absent from such a file, are initialised (or loaded from `adapter_path`).
+        """
+        from accelerate import init_empty_weights
+
+        folder = Path(config_folder)
+        # diffusers' own single-file loader converts the keys into its stock class; our model then takes those
+        # tensors as they are (assign: no copy) and initialises or loads the audio modules the file lacks
+        stock = WanTransformer3DModel.from_single_file(
+            str(file), config=str(folder.parent), subfolder=folder.name, torch_dtype=torch_dtype,
+            local_files_only=True,
+        )  # fmt: skip
+        audio = {"with_audio": False} if adapter_path is None else read_adapter_config(adapter_path)
+        with init_empty_weights():
+            model = cls(**{**dict(stock.config), **audio})
+        result = model.load_state_dict(stock.state_dict(), strict=False, assign=True)
+        if result.unexpected_keys:
+            raise ValueError(f"{file} has weights {folder}'s config does not: {sorted(result.unexpected_keys)[:8]}")
+        missing = sorted(key for key in result.missing_keys if not _is_adapter_key(key))
+        if missing:
+            raise ValueError(f"{file} lacks backbone weights of {folder}'s config: {missing[:8]}")
+        model.initialize_adapter(only_missing=set(result.missing_keys))
+        if adapter_path is not None:
+            load_adapter(model, adapter_path)
+        if torch_dtype is not None:
+            model.cast_adapter(torch_dtype)
+        return model.eval()
+
+    def cast_adapter(self, dtype: torch.dtype) -> None:
+        """Cast the audio and mask modules to `dtype`, the audio norms staying float32 like the base norms."""
+        if self.audio_projector is not None:
+            for block in self.blocks:
+                block.audio_attn.to(dtype)
+                block.norm_audio.float()
+            self.audio_projector.to(dtype)
+        self.mask_heads.to(dtype)
+
     def initialize_adapter(self, only_missing: set[str] | None = None) -> None:
         """Initialise the audio and mask modules (all, or those with a key in `only_missing`).
 
@@ -193,8 +243,10 @@ class AudioWanTransformer3DModel(WanTransformer3DModel):
         the backbone with `to_empty` and initialised: audio output projections at zero, the rest at the default.
         """
         device = self.patch_embedding.weight.device
-        named = [(f"blocks.{i}", block) for i, block in enumerate(self.blocks)]
-        named += [("audio_projector", self.audio_projector), ("mask_heads", self.mask_heads)]
+        named: list[tuple[str, nn.Module]] = [("mask_heads", self.mask_heads)]
+        if self.audio_projector is not None:
+            named += [(f"blocks.{i}", block) for i, block in enumerate(self.blocks)]
+            named.append(("audio_projector", self.audio_projector))
         for prefix, module in named:
             keys = {f"{prefix}.{name}" for name, _ in module.named_parameters() if _is_adapter_key(f"{prefix}.{name}")}
             if only_missing is not None and not keys & only_missing:
@@ -251,6 +303,8 @@ class AudioWanTransformer3DModel(WanTransformer3DModel):
         num_video_frames = config.vae_scale_factor_temporal * (num_frames - 1) + 1
         counts = {}
         if audio_features is not None:
+            if self.audio_projector is None:
+                raise ValueError("audio_features were given, but the model was built without audio (with_audio=False)")
             expected = (batch, audio_features.shape[1], num_video_frames, config.audio_dim)
             if audio_features.ndim != 4 or tuple(audio_features.shape) != expected:
                 raise ValueError(
@@ -320,10 +374,10 @@ class AudioWanTransformer3DModel(WanTransformer3DModel):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The blocks with audio and mask heads; returns tokens (B, L, D) and mask logits (B, N, L) or None."""
         encoder_hidden_states, timestep_proj, rotary_emb = context
-        audio_tokens = audio_mask = identity_tokens = logits = None
+        audio_tokens = windows = identity_tokens = logits = None
         if audio_features is not None:
             audio_tokens = self.audio_projector(audio_features).flatten(2, 3)  # b n (f k) d
-            audio_mask = audio_window_mask(
+            windows = audio_windows(
                 grid, self.config.audio_tokens_per_frame, self.config.audio_window_padding, hidden_states.device
             )
         if reference_latents is not None:
@@ -334,7 +388,7 @@ class AudioWanTransformer3DModel(WanTransformer3DModel):
             injection = None
             if audio_tokens is not None and (gates is not None or audio_tokens.shape[1] == 1):
                 # Several characters wait for masks: before the first mask layer nothing routes their voices.
-                injection = AudioInjection(audio_tokens, audio_mask, gates, audio_scale)
+                injection = AudioInjection(audio_tokens, windows, gates, audio_scale)
             args = (hidden_states, encoder_hidden_states, timestep_proj, rotary_emb, injection)
             if torch.is_grad_enabled() and self.gradient_checkpointing:
                 hidden_states = self._gradient_checkpointing_func(block, *args)
@@ -446,7 +500,7 @@ def _is_adapter_key(key: str) -> bool:
     return any(part in _ADAPTER_MODULES for part in key.split("."))
 
 
-def _read_adapter_config(path: str | Path) -> dict[str, Any]:
+def read_adapter_config(path: str | Path) -> dict[str, Any]:
     with safe_open(str(path), framework="pt") as handle:
         metadata = handle.metadata() or {}
     if "codirector_adapter_config" not in metadata:
@@ -469,10 +523,11 @@ def load_adapter(model: AudioWanTransformer3DModel, path: str | Path, strict: bo
     Raises:
         ValueError: the adapter's config differs from the model's, or (strict) keys are missing or unexpected.
     """
-    saved = _read_adapter_config(path)
+    saved = read_adapter_config(path)
     ours = {name: model.config[name] for name in _ADAPTER_CONFIG}
     ours["mask_layers"] = list(ours["mask_layers"])
-    differs = {name: (saved.get(name), ours[name]) for name in ours if saved.get(name) != ours[name]}
+    # files saved before a key joined _ADAPTER_CONFIG were made with that key's default
+    differs = {name: (saved[name], ours[name]) for name in ours if name in saved and saved[name] != ours[name]}
     if differs:
         raise ValueError(f"adapter {path} was made for another config (saved, model): {differs}")
     tensors = load_file(str(path), device=str(model.patch_embedding.weight.device))
