@@ -125,7 +125,6 @@ def _time_subclip(args: argparse.Namespace) -> dict[str, Any]:
     """One whole sub-clip through the tiny dit pipeline: first-last-frame, audio, all guidance branches."""
     import numpy as np
 
-    from codirector.generator.backends.dit.conditioning import LatentGrid
     from codirector.generator.backends.dit.pipeline import ClipConditions, DitPipeline
     from codirector.schemas.render_plan import DiffusionSettings
 
@@ -139,7 +138,7 @@ def _time_subclip(args: argparse.Namespace) -> dict[str, Any]:
     )  # fmt: skip
     sampler = DiffusionSettings(num_inference_steps=args.steps, guidance_scale=5.0, audio_guidance_scale=3.0,
                                 negative_frame_guidance_scale=1.5, seed=0)  # fmt: skip
-    grid = LatentGrid(args.frames, args.height, args.width)
+    grid = pipeline.grid(args.frames, args.height, args.width)
     pipeline.sample(grid, conditions, sampler)  # warm-up
     started = time.perf_counter()
     pipeline.sample(grid, conditions, sampler)

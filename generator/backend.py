@@ -234,6 +234,11 @@ class Backend:
         """The options this backend was built with, as JSON values: recorded in the manifest and resume keys."""
         return {}
 
+    def report(self) -> dict[str, Any]:
+        """What this backend wants the user to know about the render, as JSON values (the manifest's
+        `backend_report`): which weights, what conditioning is trained and what is not. Cheap: loads no model."""
+        return {}
+
     def require(self, capability: Capability, stage: str) -> None:
         """Raise `BackendCapabilityError` unless this backend declares `capability`."""
         if capability not in self.capabilities:

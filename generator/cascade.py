@@ -184,6 +184,7 @@ def render_plan(
     manifest = RenderManifest(
         codirector_version=_version(), run_id=Path(run_dir).name, created_at=datetime.now(UTC), backend=backend,
         executor=executor, plan_sha256=document_sha256(plan), prompt_refs=list(plan.prompt_refs),
+        backend_report=instance.report(),
     )  # type: ignore[arg-type]  # fmt: skip
     outputs: dict[str, StageOutput] = {}
     with make_executor(executor, num_workers, **(executor_options or {})) as pool:

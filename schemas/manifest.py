@@ -68,6 +68,11 @@ class RenderManifest(Document):
     backend: str
     executor: Literal["local", "process", "ray"]
     plan_sha256: Sha256
+    backend_report: dict[str, JsonValue] = Field(
+        default_factory=dict,
+        description="What the backend says about this render: its weights, which conditioning is trained (e.g. "
+        "whether the audio drives the lips), how characters are told apart.",
+    )
     stages: list[StageRecord] = Field(default_factory=list)
     output: Artifact | None = Field(None, description="The final MP4, once compose has finished.")
     prompt_refs: list[PromptRef] = Field(default_factory=list)

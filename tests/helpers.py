@@ -7,6 +7,7 @@ import shutil
 import wave
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -66,3 +67,24 @@ def require_modules(*names: str) -> None:
     if missing:
         hints = sorted({_INSTALL.get(name, 'pip install -e ".[test]"') for name in missing})
         _skip_or_fail(f"needs {', '.join(missing)} ({'; '.join(hints)})")
+
+
+def small_render_plan(plan: Any) -> Any:
+    """A render plan at 64x64 (32x32 low resolution), 1 step per stage and no guidance branches: a tiny dit model
+    renders it in seconds."""
+    from codirector.schemas import RenderPlan
+    from codirector.schemas.render_plan import FrameSize
+
+    def one_step(settings: Any) -> dict[str, object]:
+        return {**settings.model_dump(), "num_inference_steps": 1, "guidance_scale": 0.0,
+                "audio_guidance_scale": 0.0, "negative_frame_guidance_scale": 0.0}  # fmt: skip
+
+    stages = plan.stages
+    data = plan.model_dump()
+    data["output"] = FrameSize(width=64, height=64).model_dump()
+    data["stages"] = {
+        "low_res": {"width": 32, "height": 32}, "high_res": {"width": 64, "height": 64}, "blueprint_fps": 4,
+        **{name: one_step(getattr(stages, name))
+           for name in ("blueprint", "keyframes", "subclips", "transitions", "super_resolution")},
+    }  # fmt: skip
+    return RenderPlan.model_validate(data)

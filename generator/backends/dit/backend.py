@@ -1,20 +1,26 @@
-"""The `dit` backend: every cascade capability through the audio-driven Wan pipeline (KlingAvatar 2.0 sec. 3.1).
+"""The `dit` backend: every cascade capability through an audio-driven Wan image-to-video pipeline (KlingAvatar 2.0
+sec. 3.1).
 
-- text_to_video (blueprint): windows of `max_frames`, each conditioned on the reference picture as its first
-  frame (reference-image conditioning), the global prompt and the audio;
+- text_to_video (blueprint): windows of `max_frames`, the first conditioned on the reference picture as its first
+  frame, each later one on the frame its predecessor made there (`windows.py`), the global prompt and the audio;
 - upscale_image: image-to-image at the high resolution (the keyframe's latents noised to `upscale_strength`);
 - first_last_frame: the sub-clip between its anchors (Wan's first-last-frame layout), local prompt, audio slice;
+  longer than `max_frames`, it is several overlapping calls, blended;
 - interpolate: the same between the frames either side of a seam, keeping the inner frames;
 - super_resolve: video-to-video at the high resolution, `max_frames` at a time;
-- predict_masks: the mask head's per-character masks (multi-character audio gating, sec. 3.3).
+- predict_masks: each character's region (a trained mask head's, else drawn from faces or boxes: `gating.py`).
 
-Sizes the model cannot take (not multiples of 16, or lengths not 4k + 1) are generated at the nearest size that
-fits and resized or resampled to what the request asks.
+Frame counts are exact and audio is sliced to each call's own frames; sizes the model cannot take (sides not a
+multiple of 16) are generated at the nearest size that fits and resized.
 """
 
 from __future__ import annotations
 
+import logging
+import math
+import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,6 +29,7 @@ from codirector.errors import ConfigError
 from codirector.generator.backend import (
     Backend,
     Capability,
+    CharacterCondition,
     ClipRequest,
     InterpolationRequest,
     MaskRequest,
@@ -30,12 +37,15 @@ from codirector.generator.backend import (
     UpscaleRequest,
     VideoRequest,
 )
+from codirector.schemas.render_plan import StageSettings
 
 __all__ = ["DitBackend"]
 
+logger = logging.getLogger(__name__)
 
-def _fit16(value: int) -> int:
-    return max(16, 16 * round(value / 16))
+_OFFLOAD = ("none", "model", "group")
+_DTYPES = ("auto", "float32", "bfloat16", "float16")
+Generation = VideoRequest | ClipRequest | InterpolationRequest
 
 
 def _resize(frame: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -59,7 +69,7 @@ def _slice(samples: np.ndarray, first: int, length: int) -> np.ndarray:
 IDENTITY_SIDE = 64  # identity crops for the mask head, pixels (a multiple of 16)
 
 
-def identity_crops(characters: Any, scene: np.ndarray | None) -> list[np.ndarray]:
+def identity_crops(characters: tuple[CharacterCondition, ...], scene: np.ndarray | None) -> list[np.ndarray]:
     """Each character's identity picture at IDENTITY_SIDE: their reference, or their box cut from the scene."""
     crops = []
     for character in characters:
@@ -75,96 +85,227 @@ def identity_crops(characters: Any, scene: np.ndarray | None) -> list[np.ndarray
     return crops
 
 
-def _resample(frames: list[np.ndarray], count: int) -> list[np.ndarray]:
-    """`count` frames spread evenly over `frames`, first and last kept."""
-    if len(frames) == count:
-        return frames
-    picks = np.round(np.linspace(0, len(frames) - 1, count)).astype(int)
-    return [frames[i] for i in picks]
+@dataclass(frozen=True)
+class _Placement:
+    """Device and dtype resolved from "auto": CUDA and bfloat16 when there is a GPU, else the CPU and float32."""
+
+    device: str
+    dtype: str
+
+    @classmethod
+    def resolve(cls, device: str, dtype: str) -> _Placement:
+        import torch
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        elif device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError("backend 'dit' option device", f"{device!r} asked for, but torch sees no CUDA GPU",
+                              "Install a CUDA build of torch (README: torch: CPU or CUDA), or use device=cpu.",
+                              )  # fmt: skip
+        if dtype == "auto":
+            dtype = "bfloat16" if device.startswith("cuda") else "float32"
+        return cls(device, dtype)
 
 
 class DitBackend(Backend):
     """The neural backend. Options (from `--backend-option` or `render.backend_options`):
 
     Args:
-        weights: a diffusers-format Wan image-to-video checkpoint folder; None with tiny=True for tests.
-        adapter: our audio-attention and mask-head weights (safetensors).
+        weights: a diffusers-format Wan image-to-video folder as published (Wan2.1 I2V 480P/720P, FLF2V 720P,
+            Wan2.2 I2V-A14B); None with tiny=True for tests.
+        transformer: an original-format transformer file (Wan's key names, one .safetensors) to use in place of
+            weights/transformer's weights (the folder still gives its config and the other parts).
+        adapter: our audio-attention and mask-head weights (safetensors). Without it the audio does not drive the
+            lips (stock Wan has no audio attention): the log and the manifest say so.
         tiny: build tiny random modules instead of loading weights (tests, benchmarks, CI).
-        device: "cpu", "cuda", "cuda:1"...; dtype: "float32", "bfloat16", "float16".
-        audio_encoder: "logmel", "whisper:/path", "wav2vec2:/path".
+        device: "auto" (CUDA when present), "cpu", "cuda", "cuda:1"...; dtype: "auto" (bfloat16 on CUDA, float32 on
+            the CPU), "float32", "bfloat16", "float16".
+        offload: "none", "model" (one part on the GPU at a time) or "group" (the transformer streamed block by
+            block); the text encoder leaves the GPU after encoding in every mode.
+        vae_tiling: "auto" (at 720p and above), true or false.
+        memory_budget_gb: the accelerator memory the preflight may plan for (default: what the GPU has free).
+        audio_encoder: "logmel", "whisper:/path", "wav2vec2:/path" (the one the adapter was trained with).
         audio_scale: inference-time boost of the audio attention.
-        max_frames: the longest clip sampled in one go (4k + 1; 81 for Wan 14B).
+        max_frames: the longest clip sampled in one go (4k + 1; 81 for Wan 14B); overlap_frames: the least
+            overlap of the calls a longer clip is cut into.
         upscale_strength, super_resolution_strength: how much of the schedule image/video-to-video runs.
-        compile: torch.compile the transformer; cpu_offload: keep the VAE and text encoder on the CPU.
+        compile: torch.compile the transformer.
         sigmas: a custom few-step sigma schedule (e.g. [1.0, 0.75, 0.5, 0.25]) used for every clip.
-        attention_backend: a diffusers attention backend name (e.g. "flash", "_native_cudnn").
+        attention_backend: a diffusers attention backend name ("flash", "sage", "_native_cudnn", "native").
     """
 
     name = "dit"
-    version = "1"
+    version = "2"
     capabilities = frozenset(Capability)
 
     def __init__(
-        self, weights: str | None = None, adapter: str | None = None, tiny: bool = False, device: str = "cpu",
-        dtype: str = "float32", audio_encoder: str | None = None, audio_scale: float = 1.0, max_frames: int = 81,
-        upscale_strength: float = 0.5, super_resolution_strength: float = 0.4, compile: bool = False,
-        cpu_offload: bool = False, attention_backend: str | None = None, seed: int = 0,
-        sigmas: list[float] | None = None,
+        self, weights: str | None = None, adapter: str | None = None, tiny: bool = False, device: str = "auto",
+        dtype: str = "auto", audio_encoder: str | None = None, audio_scale: float = 1.0, max_frames: int = 81,
+        overlap_frames: int = 8, upscale_strength: float = 0.5, super_resolution_strength: float = 0.4,
+        compile: bool = False, offload: str = "none", vae_tiling: str | bool = "auto",
+        memory_budget_gb: float | None = None, attention_backend: str | None = None, seed: int = 0,
+        sigmas: list[float] | None = None, transformer: str | None = None,
     ) -> None:  # fmt: skip
         if weights is None and not tiny:
             raise ConfigError(
                 "backend 'dit'", "needs weights",
-                "Pass --backend-option weights=/path/to/wan-i2v (a diffusers folder), or tiny=true for a test model.",
+                "Pass --backend-option weights=/path/to/Wan2.1-I2V-14B-480P-Diffusers (a diffusers folder), or "
+                "tiny=true for a test model.",
             )  # fmt: skip
         if (max_frames - 1) % 4 or max_frames < 5:
             raise ConfigError("backend 'dit' option max_frames", f"must be 4k + 1 and at least 5, not {max_frames}",
                               "Use 81 (Wan) or 9, 17, 33...")  # fmt: skip
-        if dtype not in ("float32", "bfloat16", "float16"):
-            raise ConfigError("backend 'dit' option dtype", f"{dtype!r} is not a torch float type",
-                              "Use float32, bfloat16 or float16.")  # fmt: skip
+        if overlap_frames < 1:
+            raise ConfigError("backend 'dit' option overlap_frames", f"must be at least 1, not {overlap_frames}",
+                              "Use 8 (a third of a second at 25 fps).")  # fmt: skip
+        if dtype not in _DTYPES:
+            raise ConfigError("backend 'dit' option dtype", f"{dtype!r} is not one of {', '.join(_DTYPES)}",
+                              "Use auto, bfloat16, float16 or float32.")  # fmt: skip
+        if offload not in _OFFLOAD:
+            raise ConfigError("backend 'dit' option offload", f"{offload!r} is not one of {', '.join(_OFFLOAD)}",
+                              "Use none, model or group.")  # fmt: skip
+        if str(vae_tiling).lower() not in ("auto", "true", "false"):
+            raise ConfigError("backend 'dit' option vae_tiling", f"{vae_tiling!r} is not auto, true or false",
+                              "Use vae_tiling=auto.")  # fmt: skip
+        if memory_budget_gb is not None and not (math.isfinite(memory_budget_gb) and memory_budget_gb > 0):
+            raise ConfigError("backend 'dit' option memory_budget_gb", f"must be a positive number, not "
+                              f"{memory_budget_gb}", "Give the GPU memory to plan for, in GB (e.g. 80).")  # fmt: skip
+        for option, path in (("weights", weights), ("adapter", adapter), ("transformer", transformer)):
+            if path is not None and not os.path.exists(os.path.expanduser(path)):
+                raise ConfigError(f"backend 'dit' option {option}", f"{path} does not exist",
+                                  "Give the path of a local file or folder (nothing is downloaded).")  # fmt: skip
         self._options: dict[str, Any] = {
-            "weights": weights, "adapter": adapter, "tiny": bool(tiny), "device": device, "dtype": dtype,
-            "audio_encoder": audio_encoder, "audio_scale": float(audio_scale), "max_frames": int(max_frames),
+            "weights": weights, "adapter": adapter, "transformer": transformer, "tiny": bool(tiny), "device": device,
+            "dtype": dtype, "audio_encoder": audio_encoder, "audio_scale": float(audio_scale),
+            "max_frames": int(max_frames),
+            "overlap_frames": min(int(overlap_frames), (max_frames - 1) // 2),
             "upscale_strength": float(upscale_strength), "super_resolution_strength": float(super_resolution_strength),
-            "compile": bool(compile), "cpu_offload": bool(cpu_offload), "attention_backend": attention_backend,
-            "seed": int(seed), "sigmas": [float(v) for v in sigmas] if sigmas else None,
+            "compile": bool(compile), "offload": offload, "vae_tiling": str(vae_tiling).lower(),
+            "memory_budget_gb": memory_budget_gb, "attention_backend": attention_backend, "seed": int(seed),
+            "sigmas": [float(v) for v in sigmas] if sigmas else None,
         }  # fmt: skip
         self._pipeline: Any = None
+        self._told: set[str] = set()
+        self._checked = False  # the memory preflight ran
 
     def config(self) -> dict[str, Any]:
         return dict(self._options)
 
+    def report(self) -> dict[str, Any]:
+        """What this backend will do with the audio and the weights (for the manifest), without loading them."""
+        from codirector.generator.backends.dit.model import read_adapter_config
+
+        options = self._options
+        family = None
+        if options["weights"] is not None and not options["tiny"]:
+            from codirector.generator.backends.dit.checkpoint import WanCheckpoint
+
+            family = WanCheckpoint.open(options["weights"], options["transformer"]).describe()
+        adapter = options["adapter"]
+        mask_head = bool(adapter and read_adapter_config(adapter).get("mask_layers"))
+        if options["tiny"]:
+            audio = {"weights": "tiny-random", "trained": False, "mask_head": True,
+                     "note": "random audio weights of a tiny test model: audio runs through the model, meaning "
+                             "nothing"}  # fmt: skip
+        else:
+            from codirector.generator.backends.dit.pipeline import AudioConditioning
+
+            conditioning = AudioConditioning(adapter, trained=adapter is not None, mask_head=mask_head)
+            audio = {"weights": adapter, "trained": adapter is not None, "mask_head": mask_head,
+                     "note": conditioning.describe()}  # fmt: skip
+        gating = ("mask head (learned)" if audio["mask_head"] else
+                  "drawn soft masks: faces in each clip's first frame, else scene boxes, else strips")  # fmt: skip
+        return {"checkpoint": family, "audio_conditioning": audio, "character_gating": gating,
+                "lip_sync_driven": audio["trained"]}  # fmt: skip
+
     @property
     def pipeline(self) -> Any:
         """Built on first use (so a backend made only to check options loads nothing)."""
+        return self.pipeline_for(480, 832)
+
+    def stage_settings(self, planned: StageSettings) -> StageSettings:
+        """The plan's settings as they are; first, the memory preflight for its largest clip (high resolution,
+        `max_frames`), so that a render that cannot fit stops before any weights load."""
+        self._preflight(planned.high_res.height, planned.high_res.width)
+        return planned
+
+    def _preflight(self, height: int, width: int) -> None:
+        """Refuse (ConfigError with the table) a render that cannot fit, from the folder's configs alone."""
+        options = self._options
+        if options["tiny"] or self._checked:
+            return
+        import torch
+
+        from codirector.generator.backends.dit.memory import preflight
+        from codirector.generator.backends.dit.model import read_adapter_config
+        from codirector.generator.backends.dit.pipeline import TILING_FROM_PIXELS
+
+        placement = _Placement.resolve(options["device"], options["dtype"])
+        adapter = options["adapter"]
+        tiling = self._vae_tiling(height, width)
+        budget = options["memory_budget_gb"]
+        preflight(
+            options["weights"], device=placement.device, dtype_bytes=getattr(torch, placement.dtype).itemsize,
+            offload=options["offload"], height=height, width=width, num_frames=options["max_frames"],
+            vae_tiling=height * width >= TILING_FROM_PIXELS if tiling is None else tiling,
+            adapter_config=read_adapter_config(adapter) if adapter else {"with_audio": False},
+            accelerator_budget_bytes=None if budget is None else int(budget * 1e9),
+        )  # fmt: skip
+        self._checked = True
+
+    def _vae_tiling(self, height: int, width: int) -> bool | None:
+        """auto (None): the pipeline tiles each VAE call at 720p and above, where an untiled decode needs tens of GB."""
+        setting = self._options["vae_tiling"]
+        return None if setting == "auto" else setting == "true"
+
+    def _build(self, height: int, width: int) -> Any:
+        import torch
+
+        from codirector.generator.backends.dit.pipeline import DitPipeline
+
+        options = self._options
+        placement = _Placement.resolve(options["device"], options["dtype"])
+        dtype = getattr(torch, placement.dtype)
+        common = dict(device=placement.device, audio_scale=options["audio_scale"], sigmas=options["sigmas"],
+                      offload=options["offload"], vae_tiling=self._vae_tiling(height, width))  # fmt: skip
+        if options["tiny"]:
+            pipeline = DitPipeline.tiny(options["seed"], dtype=dtype, **common)
+        else:
+            from codirector.generator.backends.dit.checkpoint import WanCheckpoint
+
+            checkpoint = WanCheckpoint.open(options["weights"], options["transformer"])
+            self._preflight(height, width)
+            pipeline = DitPipeline.from_pretrained(checkpoint, adapter=options["adapter"],
+                                                   audio_encoder=options["audio_encoder"], dtype=dtype,
+                                                   **common)  # fmt: skip
+        if pipeline.audio.trained:
+            logger.info("dit: %s", pipeline.audio.describe())
+        else:
+            logger.warning("dit: %s", pipeline.audio.describe())
+        if options["attention_backend"]:
+            for model in (pipeline.transformer, pipeline.transformer_2):
+                if model is not None:
+                    model.set_attention_backend(options["attention_backend"])
+        if options["compile"]:
+            pipeline.transformer.compile()
+        return pipeline
+
+    def pipeline_for(self, height: int, width: int) -> Any:
+        """The pipeline, built on first use for a request of this size (the memory preflight's size)."""
         if self._pipeline is None:
-            import torch
-
-            from codirector.generator.backends.dit.pipeline import DitPipeline
-
-            options = self._options
-            dtype = getattr(torch, options["dtype"])
-            if options["tiny"]:
-                pipeline = DitPipeline.tiny(options["seed"], device=options["device"], dtype=dtype,
-                                            audio_scale=options["audio_scale"], sigmas=options["sigmas"],
-                                            cpu_offload=options["cpu_offload"])  # fmt: skip
-            else:
-                pipeline = DitPipeline.from_pretrained(
-                    options["weights"], adapter=options["adapter"], audio_encoder=options["audio_encoder"],
-                    device=options["device"], dtype=dtype, audio_scale=options["audio_scale"],
-                    sigmas=options["sigmas"], cpu_offload=options["cpu_offload"],
-                )  # fmt: skip
-            if options["attention_backend"]:
-                pipeline.transformer.set_attention_backend(options["attention_backend"])
-            if options["compile"]:
-                pipeline.transformer = torch.compile(pipeline.transformer)
-            self._pipeline = pipeline
+            self._pipeline = self._build(height, width)
         return self._pipeline
 
     # --- helpers ----------------------------------------------------------------------------------------------
 
-    def _conditions(self, request: Any, given: dict[int, np.ndarray], width: int, height: int, start: int,
+    def _fit(self, value: int) -> int:
+        """The nearest size the loaded model takes (a multiple of its VAE factor x patch)."""
+        multiple = self.pipeline.vae_scale_factor_spatial * self.pipeline.patch_size[1]
+        return max(multiple, multiple * round(value / multiple))
+
+    def _conditions(self, request: Generation, given: dict[int, np.ndarray], width: int, height: int, start: int,
                     count: int) -> Any:  # fmt: skip
+        """The conditions of `count` frames from request frame `start`: audio sliced to exactly those frames."""
         from codirector.generator.backends.dit.pipeline import ClipConditions
 
         rate = request.sample_rate
@@ -173,79 +314,87 @@ class DitBackend(Backend):
         audio = [None if c.audio is None else _slice(c.audio, first, length) for c in request.characters]
         reference = next((c.reference for c in request.characters if c.reference is not None), request.scene)
         negative = None
-        if reference is not None:
+        if reference is not None and request.sampler.negative_frame_guidance_scale > 0:
             negative = self.pipeline.negative_image(_resize(reference, width, height), request.sampler.seed)
         return ClipConditions(
             prompt=request.prompt, negative_prompt=request.negative_prompt,
             given={i: _resize(f, width, height) for i, f in given.items()}, audio=audio, sample_rate=rate,
-            fps=request.fps, negative_image=negative,
-            references=identity_crops(request.characters, getattr(request, "scene", None)),
+            fps=request.fps, negative_image=negative, references=identity_crops(request.characters, request.scene),
+            regions=[c.region_xyxy_norm for c in request.characters],
         )  # fmt: skip
 
-    def _clip(self, request: Any, given: dict[int, np.ndarray], start: int, count: int) -> list[np.ndarray]:
-        """Sample `count` frames from frame `start` of the request, with `given` frames at clip indices."""
-        from codirector.generator.backends.dit.conditioning import LatentGrid, clip_length, video_to_frames
+    def _frames(self, request: Generation, given: dict[int, np.ndarray], start: int, count: int) -> list[np.ndarray]:
+        """`count` frames from request frame `start`, with `given` frames at clip indices: one call per window."""
+        from codirector.generator.backends.dit.conditioning import video_to_frames
+        from codirector.generator.backends.dit.windows import Window, plan_windows, sample_windows
 
-        width, height = _fit16(request.width), _fit16(request.height)
-        length = clip_length(max(count, 2))
-        given = {(length - 1 if i == count - 1 else i): f for i, f in given.items()}
-        grid = LatentGrid(length, height, width)
-        video = self.pipeline.sample(grid, self._conditions(request, given, width, height, start, count),
-                                     request.sampler)  # fmt: skip
-        frames = _resample(video_to_frames(video), count)
+        pipeline = self.pipeline_for(request.height, request.width)
+        width, height = self._fit(request.width), self._fit(request.height)
+        windows = plan_windows(count, self._options["max_frames"], self._options["overlap_frames"],
+                               pipeline.vae_scale_factor_temporal)  # fmt: skip
+
+        def sample(window: Window, inside: dict[int, np.ndarray]) -> list[np.ndarray]:
+            conditions = self._conditions(request, inside, width, height, start + window.start, window.num_frames)
+            self._tell_gating(pipeline, conditions, window.num_frames, width, height)
+            video = pipeline.sample(pipeline.grid(window.num_frames, height, width), conditions, request.sampler)
+            return video_to_frames(video)
+
+        frames = sample_windows(count, given, windows, sample)
         return [_resize(f, request.width, request.height) for f in frames]
+
+    def _tell_gating(self, pipeline: Any, conditions: Any, num_frames: int, width: int, height: int) -> None:
+        """Log, once per source, how several voices are routed when the model has no trained mask head."""
+        if pipeline.audio_encoder is None or len(conditions.audio) < 2:
+            return
+        gating = pipeline.gating(conditions, pipeline.grid(num_frames, height, width))
+        if gating.source not in self._told:
+            self._told.add(gating.source)
+            logger.info("dit: %d voices gated by %s %s", len(conditions.audio), gating.source,
+                        [tuple(round(v, 2) for v in box) for box in gating.boxes])  # fmt: skip
 
     # --- capabilities -----------------------------------------------------------------------------------------
 
     def text_to_video(self, request: VideoRequest) -> Iterator[np.ndarray]:
         self.require(Capability.TEXT_TO_VIDEO, "blueprint")
         reference = next((c.reference for c in request.characters if c.reference is not None), request.scene)
-        window = self._options["max_frames"]
-
-        def frames() -> Iterator[np.ndarray]:
-            for start in range(0, request.num_frames, window):
-                count = min(window, request.num_frames - start)
-                given = {} if reference is None else {0: reference}
-                yield from self._clip(request, given, start, count)
-
-        return frames()
+        if reference is None:
+            raise ConfigError("backend 'dit'", "an image-to-video model needs a reference picture or a scene image",
+                              "Give the character a reference_image or the job a scene_image.")  # fmt: skip
+        return iter(self._frames(request, {0: reference}, 0, request.num_frames))
 
     def upscale_image(self, request: UpscaleRequest) -> np.ndarray:
         self.require(Capability.IMAGE_UPSCALE, "upscale_keyframes")
-        from codirector.generator.backends.dit.conditioning import LatentGrid, frames_to_video, video_to_frames
+        from codirector.generator.backends.dit.conditioning import frames_to_video, video_to_frames
         from codirector.generator.backends.dit.pipeline import ClipConditions
 
-        width, height = _fit16(request.width), _fit16(request.height)
+        self.pipeline_for(request.height, request.width)
+        width, height = self._fit(request.width), self._fit(request.height)
         image = _resize(request.image, width, height)
         start = self.pipeline.encode(frames_to_video([image]))
         conditions = ClipConditions(prompt=request.prompt, negative_prompt=request.negative_prompt, given={},
-                                    audio=[], sample_rate=16_000, fps=25.0)  # fmt: skip
-        video = self.pipeline.sample(LatentGrid(1, height, width), conditions, request.sampler, start=start,
+                                    audio=[], sample_rate=16_000, fps=25.0, image=image)  # fmt: skip
+        video = self.pipeline.sample(self.pipeline.grid(1, height, width), conditions, request.sampler, start=start,
                                      strength=self._options["upscale_strength"])  # fmt: skip
         return _resize(video_to_frames(video)[0], request.width, request.height)
 
     def first_last_frame(self, request: ClipRequest) -> Iterator[np.ndarray]:
         self.require(Capability.FIRST_LAST_FRAME, "subclips")
         count = request.num_frames
-        return iter(self._clip(request, {0: request.first_frame, count - 1: request.last_frame}, 0, count))
+        return iter(self._frames(request, {0: request.first_frame, count - 1: request.last_frame}, 0, count))
 
     def interpolate(self, request: InterpolationRequest) -> Iterator[np.ndarray]:
         self.require(Capability.AUDIO_INTERPOLATION, "transitions")
         count = request.num_frames + 2  # the frames either side are the clip's ends
-        frames = self._clip(request, {0: request.before, count - 1: request.after}, -1, count)
+        frames = self._frames(request, {0: request.before, count - 1: request.after}, -1, count)
         return iter(frames[1:-1])
 
     def super_resolve(self, request: SuperResolutionRequest) -> Iterator[np.ndarray]:
         self.require(Capability.VIDEO_SUPER_RESOLUTION, "super_resolve")
-        from codirector.generator.backends.dit.conditioning import (
-            LatentGrid,
-            clip_length,
-            frames_to_video,
-            video_to_frames,
-        )
+        from codirector.generator.backends.dit.conditioning import clip_length, frames_to_video, video_to_frames
         from codirector.generator.backends.dit.pipeline import ClipConditions
 
-        width, height = _fit16(request.width), _fit16(request.height)
+        self.pipeline_for(request.height, request.width)
+        width, height = self._fit(request.width), self._fit(request.height)
         window = self._options["max_frames"]
 
         def chunks() -> Iterator[list[np.ndarray]]:
@@ -259,15 +408,18 @@ class DitBackend(Backend):
                 yield chunk
 
         def frames() -> Iterator[np.ndarray]:
+            pipeline = self.pipeline
             for chunk in chunks():
-                length = clip_length(len(chunk))
+                # video-to-video: a short last chunk is padded with its last frame, and the padding dropped
+                length = clip_length(len(chunk), pipeline.vae_scale_factor_temporal)
                 padded = chunk + [chunk[-1]] * (length - len(chunk))
-                start = self.pipeline.encode(frames_to_video(padded))
+                start = pipeline.encode(frames_to_video(padded))
                 conditions = ClipConditions(prompt=request.prompt, negative_prompt=request.negative_prompt,
-                                            given={}, audio=[], sample_rate=16_000, fps=request.fps)  # fmt: skip
+                                            given={}, audio=[], sample_rate=16_000, fps=request.fps,
+                                            image=chunk[0])  # fmt: skip
                 strength = self._options["super_resolution_strength"]
-                grid = LatentGrid(length, height, width)
-                video = self.pipeline.sample(grid, conditions, request.sampler, start=start, strength=strength)
+                video = pipeline.sample(pipeline.grid(length, height, width), conditions, request.sampler,
+                                        start=start, strength=strength)  # fmt: skip
                 for frame in video_to_frames(video)[: len(chunk)]:
                     yield _resize(frame, request.width, request.height)
 
@@ -275,10 +427,20 @@ class DitBackend(Backend):
 
     def predict_masks(self, request: MaskRequest) -> dict[str, np.ndarray]:
         self.require(Capability.MULTI_CHARACTER, "subclips")
+        from codirector.generator.backends.dit.gating import decide_gating
+
         height, width = request.image.shape[:2]
-        image = _resize(request.image, _fit16(width), _fit16(height))
-        masks = self.pipeline.predict_masks(image, identity_crops(request.characters, request.scene))
+        pipeline = self.pipeline_for(height, width)
+        image = _resize(request.image, self._fit(width), self._fit(height))
+        if len(pipeline.transformer.mask_heads) > 0:
+            masks = pipeline.predict_masks(image, identity_crops(request.characters, request.scene)).numpy()
+        else:
+            grid = pipeline.grid(1, image.shape[0], image.shape[1])
+            gating = decide_gating(len(request.characters), has_mask_head=False, frame=image,
+                                   regions=[c.region_xyxy_norm for c in request.characters],
+                                   token_grid=pipeline._token_grid(grid))  # fmt: skip
+            masks = np.ones((1, 1, 1), np.float32) if gating.masks is None else gating.masks
         return {
-            c.id: np.clip(_resize(mask.numpy().astype(np.float32), width, height), 0.0, 1.0)
+            c.id: np.clip(_resize(mask.astype(np.float32), width, height), 0.0, 1.0)
             for c, mask in zip(request.characters, masks, strict=True)
         }
