@@ -338,9 +338,14 @@ def test_device_and_dtype_default_to_what_the_machine_has() -> None:
             _Placement.resolve("cuda", "auto")
 
 
-def test_group_offload_gives_the_same_frames_as_resident_models() -> None:
+@pytest.mark.parametrize("offload", ["model", "group"])
+def test_offloading_gives_the_same_frames_as_resident_models(offload: str) -> None:
     requests = make_requests(height=32, width=32, num_frames=5, seed=0, upscale=2)
     resident = list(DitBackend(tiny=True, max_frames=9).first_last_frame(requests.clip))
-    streamed = list(DitBackend(tiny=True, max_frames=9, offload="group").first_last_frame(requests.clip))
-    for a, b in zip(resident, streamed, strict=True):
+    backend = DitBackend(tiny=True, max_frames=9, offload=offload)
+    moved = list(backend.first_last_frame(requests.clip))
+    for a, b in zip(resident, moved, strict=True):
         np.testing.assert_array_equal(a, b)
+    hooked = set(backend.pipeline._hooks)
+    expected = {"text_encoder", "image_encoder", "vae"} | ({"transformer_0"} if offload == "model" else set())
+    assert hooked == expected  # accelerate's offload hooks on every part the mode moves

@@ -21,7 +21,7 @@ import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from codirector.generator.backend import (
     VideoRequest,
 )
 from codirector.schemas.render_plan import StageSettings
+
+if TYPE_CHECKING:
+    from codirector.generator.backends.dit.pipeline import ClipConditions, DitPipeline
 
 __all__ = ["DitBackend"]
 
@@ -184,7 +187,7 @@ class DitBackend(Backend):
             "memory_budget_gb": memory_budget_gb, "attention_backend": attention_backend, "seed": int(seed),
             "sigmas": [float(v) for v in sigmas] if sigmas else None,
         }  # fmt: skip
-        self._pipeline: Any = None
+        self._pipeline: DitPipeline | None = None
         self._told: set[str] = set()
         self._checked = False  # the memory preflight ran
 
@@ -219,7 +222,7 @@ class DitBackend(Backend):
                 "lip_sync_driven": audio["trained"]}  # fmt: skip
 
     @property
-    def pipeline(self) -> Any:
+    def pipeline(self) -> DitPipeline:
         """Built on first use (so a backend made only to check options loads nothing)."""
         return self.pipeline_for(480, 832)
 
@@ -258,7 +261,7 @@ class DitBackend(Backend):
         setting = self._options["vae_tiling"]
         return None if setting == "auto" else setting == "true"
 
-    def _build(self, height: int, width: int) -> Any:
+    def _build(self, height: int, width: int) -> DitPipeline:
         import torch
 
         from codirector.generator.backends.dit.pipeline import DitPipeline
@@ -290,7 +293,7 @@ class DitBackend(Backend):
             pipeline.transformer.compile()
         return pipeline
 
-    def pipeline_for(self, height: int, width: int) -> Any:
+    def pipeline_for(self, height: int, width: int) -> DitPipeline:
         """The pipeline, built on first use for a request of this size (the memory preflight's size)."""
         if self._pipeline is None:
             self._pipeline = self._build(height, width)
@@ -304,7 +307,7 @@ class DitBackend(Backend):
         return max(multiple, multiple * round(value / multiple))
 
     def _conditions(self, request: Generation, given: dict[int, np.ndarray], width: int, height: int, start: int,
-                    count: int) -> Any:  # fmt: skip
+                    count: int) -> ClipConditions:  # fmt: skip
         """The conditions of `count` frames from request frame `start`: audio sliced to exactly those frames."""
         from codirector.generator.backends.dit.pipeline import ClipConditions
 
@@ -342,7 +345,8 @@ class DitBackend(Backend):
         frames = sample_windows(count, given, windows, sample)
         return [_resize(f, request.width, request.height) for f in frames]
 
-    def _tell_gating(self, pipeline: Any, conditions: Any, num_frames: int, width: int, height: int) -> None:
+    def _tell_gating(self, pipeline: DitPipeline, conditions: ClipConditions, num_frames: int, width: int,
+                     height: int) -> None:  # fmt: skip
         """Log, once per source, how several voices are routed when the model has no trained mask head."""
         if pipeline.audio_encoder is None or len(conditions.audio) < 2:
             return
@@ -352,10 +356,28 @@ class DitBackend(Backend):
             logger.info("dit: %d voices gated by %s %s", len(conditions.audio), gating.source,
                         [tuple(round(v, 2) for v in box) for box in gating.boxes])  # fmt: skip
 
+    @staticmethod
+    def _check(request: Generation | UpscaleRequest | SuperResolutionRequest) -> None:
+        """Raise ValueError naming the field, the constraint and the value, before anything loads or encodes."""
+        sizes = {"height": request.height, "width": request.width}
+        sizes |= {"num_frames": request.num_frames} if hasattr(request, "num_frames") else {}
+        for name, value in sizes.items():
+            if value < 1:
+                raise ValueError(f"{type(request).__name__}.{name} must be >= 1, got {value}")
+        for name in ("fps", "sample_rate"):
+            value = getattr(request, name, 1)
+            if not value > 0:
+                raise ValueError(f"{type(request).__name__}.{name} must be > 0, got {value}")
+        for character in getattr(request, "characters", ()):
+            if character.audio is not None and character.audio.ndim != 1:
+                raise ValueError(f"character {character.id!r} audio must be mono (1-D), got shape "
+                                 f"{character.audio.shape}")  # fmt: skip
+
     # --- capabilities -----------------------------------------------------------------------------------------
 
     def text_to_video(self, request: VideoRequest) -> Iterator[np.ndarray]:
         self.require(Capability.TEXT_TO_VIDEO, "blueprint")
+        self._check(request)
         reference = next((c.reference for c in request.characters if c.reference is not None), request.scene)
         if reference is None:
             raise ConfigError("backend 'dit'", "an image-to-video model needs a reference picture or a scene image",
@@ -364,6 +386,7 @@ class DitBackend(Backend):
 
     def upscale_image(self, request: UpscaleRequest) -> np.ndarray:
         self.require(Capability.IMAGE_UPSCALE, "upscale_keyframes")
+        self._check(request)
         from codirector.generator.backends.dit.conditioning import frames_to_video, video_to_frames
         from codirector.generator.backends.dit.pipeline import ClipConditions
 
@@ -379,17 +402,20 @@ class DitBackend(Backend):
 
     def first_last_frame(self, request: ClipRequest) -> Iterator[np.ndarray]:
         self.require(Capability.FIRST_LAST_FRAME, "subclips")
+        self._check(request)
         count = request.num_frames
         return iter(self._frames(request, {0: request.first_frame, count - 1: request.last_frame}, 0, count))
 
     def interpolate(self, request: InterpolationRequest) -> Iterator[np.ndarray]:
         self.require(Capability.AUDIO_INTERPOLATION, "transitions")
+        self._check(request)
         count = request.num_frames + 2  # the frames either side are the clip's ends
         frames = self._frames(request, {0: request.before, count - 1: request.after}, -1, count)
         return iter(frames[1:-1])
 
     def super_resolve(self, request: SuperResolutionRequest) -> Iterator[np.ndarray]:
         self.require(Capability.VIDEO_SUPER_RESOLUTION, "super_resolve")
+        self._check(request)
         from codirector.generator.backends.dit.conditioning import clip_length, frames_to_video, video_to_frames
         from codirector.generator.backends.dit.pipeline import ClipConditions
 

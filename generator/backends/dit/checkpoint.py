@@ -26,13 +26,16 @@ from typing import Any, Literal
 
 from codirector.errors import ConfigError
 
-__all__ = ["Family", "WanCheckpoint", "WanComponents", "load_components"]
+__all__ = ["Family", "WanCheckpoint", "WanComponents", "load_components", "read_json"]
 
 logger = logging.getLogger(__name__)
 
 Family = Literal["wan2.1-i2v", "wan2.1-flf2v", "wan2.2-i2v"]
 
-_FIX = "Point weights= at a diffusers-format Wan image-to-video folder as published (Wan2.1-I2V-14B-480P-Diffusers)."
+RESTORE_FIX = "Restore the file from the download."
+FOLDER_FIX = (
+    "Point weights= at a diffusers-format Wan image-to-video folder as downloaded (Wan2.1-I2V-14B-480P-Diffusers)."
+)
 _WEIGHT_FILES = {
     "diffusers": ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.safetensors.index.json",
                   "diffusion_pytorch_model.bin"),
@@ -46,16 +49,16 @@ _MARKERS = {
 }
 
 
-def _read_json(path: Path, source: str) -> dict[str, Any]:
+def read_json(path: Path, source: str) -> dict[str, Any]:
+    """A JSON object from `path`; ConfigError naming `source` when it is missing, the file when it is broken."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(source, f"has no {path.name}", _FIX) from None
+        raise ConfigError(source, f"has no {path.name}", FOLDER_FIX) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConfigError(str(path), f"cannot be read as JSON ({error})",
-                          "Restore the file from the download.") from None  # fmt: skip
+        raise ConfigError(str(path), f"cannot be read as JSON ({error})", RESTORE_FIX) from None
     if not isinstance(data, dict):
-        raise ConfigError(str(path), "is not a JSON object", "Restore the file from the download.")
+        raise ConfigError(str(path), "is not a JSON object", RESTORE_FIX)
     return data
 
 
@@ -87,8 +90,8 @@ class WanCheckpoint:
         root = Path(root).expanduser()
         source = f"dit weights {root}"
         if not root.is_dir():
-            raise ConfigError(source, "is not a folder", _FIX)
-        index = _read_json(root / "model_index.json", source)
+            raise ConfigError(source, "is not a folder", FOLDER_FIX)
+        index = read_json(root / "model_index.json", source)
         parts = {
             name: (str(value[0]), str(value[1]))
             for name, value in index.items()
@@ -100,7 +103,7 @@ class WanCheckpoint:
             if not file.is_file():
                 raise ConfigError(f"dit transformer {file}", "is not a file",
                                   "Pass the original-format .safetensors file of the transformer.")  # fmt: skip
-        config = _read_json(root / "transformer" / "config.json", f"{source} transformer/")
+        config = read_json(root / "transformer" / "config.json", f"{source} transformer/")
         if config.get("in_channels") != 36:
             raise ConfigError(
                 source, f"holds a transformer with in_channels={config.get('in_channels')}, not an image-to-video one "
@@ -128,16 +131,17 @@ class WanCheckpoint:
     def _check_part(self, part: str) -> None:
         source = f"dit weights {self.root}"
         if part not in self.parts:
-            raise ConfigError(source, f"model_index.json names no {part} (a {self.family} folder needs it)", _FIX)
+            raise ConfigError(source, f"model_index.json names no {part} (a {self.family} folder needs it)", FOLDER_FIX)
         folder = self.root / part
         if not folder.is_dir():
-            raise ConfigError(source, f"has no {part}/ folder (model_index.json names {self.parts[part][1]})", _FIX)
+            named = self.parts[part][1]
+            raise ConfigError(source, f"has no {part}/ folder (model_index.json names {named})", FOLDER_FIX)
         library = self.parts[part][0]
         if part in _MARKERS:
             wanted = _MARKERS[part]
         else:
             if not (folder / "config.json").is_file():
-                raise ConfigError(source, f"has no {part}/config.json", _FIX)
+                raise ConfigError(source, f"has no {part}/config.json", FOLDER_FIX)
             if part == "transformer" and self.transformer_file is not None:
                 return
             wanted = _WEIGHT_FILES.get(library, ())

@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from codirector.errors import ConfigError
+from codirector.generator.backends.dit.checkpoint import FOLDER_FIX, RESTORE_FIX, read_json
 
 __all__ = [
     "OFFLOAD_MODES",
@@ -103,23 +104,9 @@ _PHASES = {
     "text_encoder": "encoding prompts: text_encoder", "image_encoder": "encoding images: image_encoder",
     "vae": "VAE encode/decode",
 }  # fmt: skip
-_RESTORE = "Restore the file from the download."
-_FIX = "Point weights= at a diffusers-format Wan image-to-video folder as published (Wan2.1-I2V-14B-480P-Diffusers)."
 
 
 # --- parameter counts -------------------------------------------------------------------------------------------
-
-
-def _read_json(path: Path, source: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(source, f"has no {path.name}", _FIX)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConfigError(str(path), f"cannot be read as JSON ({error})", _RESTORE) from None
-    if not isinstance(data, dict):
-        raise ConfigError(str(path), "is not a JSON object", _RESTORE)
-    return data
 
 
 def _build_on_meta(part: str, library: str, class_name: str, folder: Path, adapter_config: Mapping[str, Any]) -> Any:
@@ -136,7 +123,7 @@ def _build_on_meta(part: str, library: str, class_name: str, folder: Path, adapt
             from codirector.generator.backends.dit.model import AudioWanTransformer3DModel
 
             # our subclass in place of WanTransformer3DModel, so the audio (and mask) modules are counted
-            config = _read_json(folder / "config.json", f"dit weights {folder.parent} {part}/")
+            config = read_json(folder / "config.json", f"dit weights {folder.parent} {part}/")
             return AudioWanTransformer3DModel.from_config({**config, **adapter_config})
         if library == "diffusers":
             return kind.from_config(kind.load_config(folder))
@@ -166,23 +153,23 @@ def component_parameters(root: str | Path, adapter_config: Mapping[str, Any] | N
     """
     root = Path(root).expanduser()
     source = f"dit weights {root}"
-    index = _read_json(root / "model_index.json", source)
+    index = read_json(root / "model_index.json", source)
     # a part a pipeline leaves out is saved as [null, null] (Wan2.1's transformer_2, Wan2.2's image_encoder)
     parts = {name: value for name, value in index.items()
              if name in _PARTS and isinstance(value, list) and len(value) == 2 and all(value)}  # fmt: skip
     for part in _REQUIRED:
         if part not in parts:
-            raise ConfigError(source, f"model_index.json names no {part}", _FIX)
+            raise ConfigError(source, f"model_index.json names no {part}", FOLDER_FIX)
     counts = {}
     for part, (library, class_name) in parts.items():
         folder = root / part
         if not (folder / "config.json").is_file():
-            raise ConfigError(source, f"has no {part}/config.json (model_index.json names {class_name})", _FIX)
+            raise ConfigError(source, f"has no {part}/config.json (model_index.json names {class_name})", FOLDER_FIX)
         try:
             model = _build_on_meta(part, str(library), str(class_name), folder, adapter_config or {})
         except (ValueError, TypeError, OSError) as error:
             raise ConfigError(f"{folder / 'config.json'}", f"does not build a {class_name} ({error})",
-                              _RESTORE) from None  # fmt: skip
+                              RESTORE_FIX) from None  # fmt: skip
         counts[part] = sum(parameter.numel() for parameter in model.parameters())
     return counts
 
@@ -483,7 +470,7 @@ def preflight(
     `adapter_config` is the audio adapter's config, or {"with_audio": False} for a stock model without one."""
     root = Path(root).expanduser()
     counts = component_parameters(root, adapter_config)
-    config = {**_read_json(root / "transformer" / "config.json", f"dit weights {root}"), **(adapter_config or {})}
+    config = {**read_json(root / "transformer" / "config.json", f"dit weights {root}"), **(adapter_config or {})}
     estimate = estimate_memory(counts, dtype_bytes=dtype_bytes, offload=offload, height=height, width=width,
                                num_frames=num_frames, vae_tiling=vae_tiling, transformer_config=config)  # fmt: skip
     logger.info("%s", format_table(estimate))

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ from codirector.generator.backends.dit.checkpoint import WanCheckpoint, WanCompo
 from codirector.generator.backends.dit.conditioning import LatentGrid, condition_channels, frames_to_video
 from codirector.generator.backends.dit.degrade import degrade_reference
 from codirector.generator.backends.dit.gating import CharacterGating, decide_gating
+from codirector.generator.backends.dit.memory import Offload
 from codirector.generator.backends.dit.model import AudioWanTransformer3DModel
 from codirector.generator.backends.dit.schedule import combine_guidance, make_scheduler, sigma_schedule
 from codirector.generator.backends.dit.text import ImageEncoder, TextEncoder
@@ -39,7 +40,6 @@ __all__ = ["AudioConditioning", "ClipConditions", "DitPipeline", "Offload"]
 
 logger = logging.getLogger(__name__)
 
-Offload = Literal["none", "model", "group"]
 TILING_FROM_PIXELS = 1280 * 720  # auto VAE tiling from 720p: an untiled Wan decode of 81 frames needs tens of GB
 
 
@@ -198,7 +198,8 @@ class DitPipeline:
             model.to(self.device)
         for name, model in hooked.items():
             model.to(cpu)
-            if self.device.type != "cpu":
+            # on the CPU the hooks move nothing; they are installed for offload modes anyway, so the path is the same
+            if self.device.type != "cpu" or self.offload != "none":
                 _, self._hooks[name] = cpu_offload_with_hook(model, self.device)
 
     def _onload(self, name: str) -> Any:
