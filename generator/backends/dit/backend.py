@@ -188,7 +188,6 @@ class DitBackend(Backend):
             "sigmas": [float(v) for v in sigmas] if sigmas else None,
         }  # fmt: skip
         self._pipeline: DitPipeline | None = None
-        self._told: set[str] = set()
         self._checked = False  # the memory preflight ran
 
     def config(self) -> dict[str, Any]:
@@ -216,7 +215,8 @@ class DitBackend(Backend):
             conditioning = AudioConditioning(adapter, trained=adapter is not None, mask_head=mask_head)
             audio = {"weights": adapter, "trained": adapter is not None, "mask_head": mask_head,
                      "note": conditioning.describe()}  # fmt: skip
-        gating = ("mask head (learned)" if audio["mask_head"] else
+        gating = ("none: no audio runs through the model" if audio["weights"] is None else
+                  "mask head (learned)" if audio["mask_head"] else
                   "drawn soft masks: faces in each clip's first frame, else scene boxes, else strips")  # fmt: skip
         return {"checkpoint": family, "audio_conditioning": audio, "character_gating": gating,
                 "lip_sync_driven": audio["trained"]}  # fmt: skip
@@ -338,23 +338,11 @@ class DitBackend(Backend):
 
         def sample(window: Window, inside: dict[int, np.ndarray]) -> list[np.ndarray]:
             conditions = self._conditions(request, inside, width, height, start + window.start, window.num_frames)
-            self._tell_gating(pipeline, conditions, window.num_frames, width, height)
             video = pipeline.sample(pipeline.grid(window.num_frames, height, width), conditions, request.sampler)
             return video_to_frames(video)
 
         frames = sample_windows(count, given, windows, sample)
         return [_resize(f, request.width, request.height) for f in frames]
-
-    def _tell_gating(self, pipeline: DitPipeline, conditions: ClipConditions, num_frames: int, width: int,
-                     height: int) -> None:  # fmt: skip
-        """Log, once per source, how several voices are routed when the model has no trained mask head."""
-        if pipeline.audio_encoder is None or len(conditions.audio) < 2:
-            return
-        gating = pipeline.gating(conditions, pipeline.grid(num_frames, height, width))
-        if gating.source not in self._told:
-            self._told.add(gating.source)
-            logger.info("dit: %d voices gated by %s %s", len(conditions.audio), gating.source,
-                        [tuple(round(v, 2) for v in box) for box in gating.boxes])  # fmt: skip
 
     @staticmethod
     def _check(request: Generation | UpscaleRequest | SuperResolutionRequest) -> None:

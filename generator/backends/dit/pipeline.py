@@ -149,6 +149,7 @@ class DitPipeline:
         self._mean = torch.tensor(config.latents_mean).view(1, -1, 1, 1, 1)
         self._std = torch.tensor(config.latents_std).view(1, -1, 1, 1, 1)
         self._hooks: dict[str, Any] = {}
+        self._told: set[str] = set()
         text_model = components.text_encoder.to(dtype=dtype)
         self.text_encoder = TextEncoder(text_model, components.tokenizer, before=self._onload("text_encoder"),
                                         after=self._offload_after_use("text_encoder"))  # fmt: skip
@@ -464,6 +465,10 @@ class DitPipeline:
         image = self._image_embeddings(conditions)
         audio = self._audio_features(conditions, grid.num_frames)
         gating = self.gating(conditions, grid) if audio is not None else CharacterGating("single")
+        if gating.source not in self._told:  # once per source: how several voices are routed
+            self._told.add(gating.source)
+            boxes = [tuple(round(v, 2) for v in box) for box in gating.boxes]
+            logger.info("dit: %d voice(s) routed by %s %s", len(conditions.audio), gating.source, boxes or "")
         references = masks = None
         if gating.source == "mask_head":
             references = self.reference_latents(conditions.references)
