@@ -188,9 +188,14 @@ def _backend_options(values: tuple[str, ...]) -> dict[str, object]:
         if not sep or not key:
             raise click.BadParameter(f"{value!r}: write KEY=VALUE, e.g. mouth_gain=1.5", param_hint="--backend-option")
         try:
-            options[key] = json.loads(text)  # numbers, booleans, lists; anything else stays a string
+            parsed: object = json.loads(text)  # numbers, booleans, lists, objects; anything else stays a string
         except ValueError:
-            options[key] = text
+            parsed = text
+        if key in options:  # a repeated key collects its values (--backend-option lora=a --backend-option lora=b)
+            earlier = options[key]
+            options[key] = [*(earlier if isinstance(earlier, list) else [earlier]), parsed]
+        else:
+            options[key] = parsed
     return options
 
 

@@ -188,6 +188,8 @@ class SuperResolutionRequest:
     prompt: str
     negative_prompt: str = ""
     characters: tuple[CharacterCondition, ...]
+    scene: np.ndarray | None = None
+    sample_rate: int = 16_000
     start_s: float
     fps: float
     height: int

@@ -280,7 +280,8 @@ def test_a_five_second_clip_is_exact_81_frame_calls_with_the_audio_sliced_to_the
     frames = list(backend.first_last_frame(clip))
     assert len(frames) == 125
     assert [n for n, _, _ in calls] == [81, 81]  # 0..80 and 44..124: every call 4k + 1, none longer than 81
-    assert [sorted(g) for _, _, g in calls] == [[0], [0, 80]]  # the second starts from the first's frame 44
+    # the second continues from the first's frames 44-48 (motion frames: two latent frames) and ends on the anchor
+    assert [sorted(g) for _, _, g in calls] == [[0], [0, 1, 2, 3, 4, 80]]
     voice = clip.characters[0].audio
     per_frame = clip.sample_rate / clip.fps
     for (count, audio, _), start in zip(calls, (0, 44), strict=True):
@@ -307,7 +308,8 @@ def test_a_two_speaker_plan_renders_from_a_stock_folder(
     plan = codirector.plan(EXAMPLES / "dialogue" / "job.yaml", config=codirector.Config(home=tmp_path / "home"))
     small = small_render_plan(plan.render_plan)
     dump_document(small, tmp_path / "render_plan.json")
-    options = ["--backend-option", f"weights={folders['wan2.1-i2v']}", "--backend-option", "max_frames=9"]
+    options = ["--backend-option", f"weights={folders['wan2.1-i2v']}", "--backend-option", "max_frames=9",
+               "--backend-option", "preset=plan"]  # fmt: skip
     if adapter:
         audio = dict(audio_dim=80, audio_tokens_per_frame=2, audio_hidden_dim=8, mask_layers=[0], identity_dim=8,
                      mask_head_num_heads=2)  # fmt: skip

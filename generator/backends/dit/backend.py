@@ -16,6 +16,7 @@ multiple of 16) are generated at the nearest size that fits and resized.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -48,7 +49,7 @@ logger = logging.getLogger(__name__)
 
 _OFFLOAD = ("none", "model", "group")
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
-Generation = VideoRequest | ClipRequest | InterpolationRequest
+Generation = VideoRequest | ClipRequest | InterpolationRequest | SuperResolutionRequest
 
 
 def _resize(frame: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -133,7 +134,13 @@ class DitBackend(Backend):
             overlap of the calls a longer clip is cut into.
         upscale_strength, super_resolution_strength: how much of the schedule image/video-to-video runs.
         compile: torch.compile the transformer.
-        sigmas: a custom few-step sigma schedule (e.g. [1.0, 0.75, 0.5, 0.25]) used for every clip.
+        preset: "auto" (base for real weights, plan for tiny), "base" (stock Wan: 40/20 steps, the plan's
+            guidance), "lightx2v-4step" (LightX2V's step-distilled LoRA: 4 sigmas, shift 5, no CFG), or "plan".
+        steps, guidance_scale: one value for every stage, or {stage: value}, over the preset.
+        sigmas: a custom few-step base sigma schedule (e.g. [1.0, 0.75, 0.5, 0.25]) used for every clip.
+        shift: the flow shift, in place of the checkpoint scheduler's.
+        lora: "FILE" or "FILE:SCALE", or a list of them: LoRAs through diffusers' Wan LoRA loader.
+        motion_frames: frames a window of a long clip is given from the window before it (5: two latent frames).
         attention_backend: a diffusers attention backend name ("flash", "sage", "_native_cudnn", "native").
     """
 
@@ -147,7 +154,9 @@ class DitBackend(Backend):
         overlap_frames: int = 8, upscale_strength: float = 0.5, super_resolution_strength: float = 0.4,
         compile: bool = False, offload: str = "none", vae_tiling: str | bool = "auto",
         memory_budget_gb: float | None = None, attention_backend: str | None = None, seed: int = 0,
-        sigmas: list[float] | None = None, transformer: str | None = None,
+        sigmas: list[float] | None = None, transformer: str | None = None, preset: str = "auto",
+        steps: int | dict[str, int] | None = None, guidance_scale: float | dict[str, float] | None = None,
+        shift: float | None = None, lora: str | list[str] | None = None, motion_frames: int = 5,
     ) -> None:  # fmt: skip
         if weights is None and not tiny:
             raise ConfigError(
@@ -177,6 +186,15 @@ class DitBackend(Backend):
             if path is not None and not os.path.exists(os.path.expanduser(path)):
                 raise ConfigError(f"backend 'dit' option {option}", f"{path} does not exist",
                                   "Give the path of a local file or folder (nothing is downloaded).")  # fmt: skip
+        from codirector.generator.backends.dit.lora import parse_lora_specs
+        from codirector.generator.backends.dit.sampling import resolve_sampling
+
+        preset = ("plan" if tiny else "base") if preset == "auto" else preset
+        resolve_sampling(preset, steps=steps, guidance_scale=guidance_scale, sigmas=sigmas, shift=shift)  # checks
+        parse_lora_specs(lora)  # checks the files now, not after the plan has started
+        if motion_frames < 1:
+            raise ConfigError("backend 'dit' option motion_frames", f"must be >= 1, not {motion_frames}",
+                              "Use 5 (Wan's first two latent frames).")  # fmt: skip
         self._options: dict[str, Any] = {
             "weights": weights, "adapter": adapter, "transformer": transformer, "tiny": bool(tiny), "device": device,
             "dtype": dtype, "audio_encoder": audio_encoder, "audio_scale": float(audio_scale),
@@ -185,7 +203,9 @@ class DitBackend(Backend):
             "upscale_strength": float(upscale_strength), "super_resolution_strength": float(super_resolution_strength),
             "compile": bool(compile), "offload": offload, "vae_tiling": str(vae_tiling).lower(),
             "memory_budget_gb": memory_budget_gb, "attention_backend": attention_backend, "seed": int(seed),
-            "sigmas": [float(v) for v in sigmas] if sigmas else None,
+            "sigmas": [float(v) for v in sigmas] if sigmas else None, "preset": preset, "steps": steps,
+            "guidance_scale": guidance_scale, "shift": shift, "motion_frames": int(motion_frames),
+            "lora": [lora] if isinstance(lora, str) else lora,
         }  # fmt: skip
         self._pipeline: DitPipeline | None = None
         self._checked = False  # the memory preflight ran
@@ -229,8 +249,17 @@ class DitBackend(Backend):
     def stage_settings(self, planned: StageSettings) -> StageSettings:
         """The plan's settings as they are; first, the memory preflight for its largest clip (high resolution,
         `max_frames`), so that a render that cannot fit stops before any weights load."""
+        from codirector.generator.backends.dit.sampling import apply_sampling
+
         self._preflight(planned.high_res.height, planned.high_res.width)
-        return planned
+        return apply_sampling(planned, self._sampling())
+
+    def _sampling(self) -> Any:
+        from codirector.generator.backends.dit.sampling import resolve_sampling
+
+        options = self._options
+        return resolve_sampling(options["preset"], steps=options["steps"], guidance_scale=options["guidance_scale"],
+                                sigmas=options["sigmas"], shift=options["shift"])  # fmt: skip
 
     def _preflight(self, height: int, width: int) -> None:
         """Refuse (ConfigError with the table) a render that cannot fit, from the folder's configs alone."""
@@ -269,8 +298,12 @@ class DitBackend(Backend):
         options = self._options
         placement = _Placement.resolve(options["device"], options["dtype"])
         dtype = getattr(torch, placement.dtype)
-        common = dict(device=placement.device, audio_scale=options["audio_scale"], sigmas=options["sigmas"],
-                      offload=options["offload"], vae_tiling=self._vae_tiling(height, width))  # fmt: skip
+        from codirector.generator.backends.dit.lora import parse_lora_specs
+
+        sampling = self._sampling()
+        common = dict(device=placement.device, audio_scale=options["audio_scale"], sigmas=sampling.sigmas,
+                      shift=sampling.shift, offload=options["offload"], vae_tiling=self._vae_tiling(height, width),
+                      loras=parse_lora_specs(options["lora"]))  # fmt: skip
         if options["tiny"]:
             pipeline = DitPipeline.tiny(options["seed"], dtype=dtype, **common)
         else:
@@ -326,9 +359,14 @@ class DitBackend(Backend):
             regions=[c.region_xyxy_norm for c in request.characters],
         )  # fmt: skip
 
-    def _frames(self, request: Generation, given: dict[int, np.ndarray], start: int, count: int) -> list[np.ndarray]:
-        """`count` frames from request frame `start`, with `given` frames at clip indices: one call per window."""
-        from codirector.generator.backends.dit.conditioning import video_to_frames
+    def _frames(
+        self, request: Generation, given: dict[int, np.ndarray], start: int, count: int,
+        source: list[np.ndarray] | None = None, strength: float = 1.0,
+    ) -> list[np.ndarray]:  # fmt: skip
+        """`count` frames from request frame `start`, with `given` frames at clip indices: one call per window
+        (`windows.py`), each after the first continuing from the frames before it. With `source` (frames at the
+        clip's size), each window is video-to-video from those frames at `strength`."""
+        from codirector.generator.backends.dit.conditioning import frames_to_video, video_to_frames
         from codirector.generator.backends.dit.windows import Window, plan_windows, sample_windows
 
         pipeline = self.pipeline_for(request.height, request.width)
@@ -338,10 +376,16 @@ class DitBackend(Backend):
 
         def sample(window: Window, inside: dict[int, np.ndarray]) -> list[np.ndarray]:
             conditions = self._conditions(request, inside, width, height, start + window.start, window.num_frames)
-            video = pipeline.sample(pipeline.grid(window.num_frames, height, width), conditions, request.sampler)
+            latents = None
+            if source is not None:  # past the clip's end the last frame is held (those frames are dropped)
+                own = [_resize(f, width, height) for f in source[window.start : window.start + window.keep]]
+                latents = pipeline.encode(frames_to_video(own + [own[-1]] * (window.num_frames - len(own))))
+                conditions = dataclasses.replace(conditions, image=own[0])
+            grid = pipeline.grid(window.num_frames, height, width)
+            video = pipeline.sample(grid, conditions, request.sampler, start=latents, strength=strength)
             return video_to_frames(video)
 
-        frames = sample_windows(count, given, windows, sample)
+        frames = sample_windows(count, given, windows, sample, self._options["motion_frames"])
         return [_resize(f, request.width, request.height) for f in frames]
 
     @staticmethod
@@ -404,40 +448,16 @@ class DitBackend(Backend):
     def super_resolve(self, request: SuperResolutionRequest) -> Iterator[np.ndarray]:
         self.require(Capability.VIDEO_SUPER_RESOLUTION, "super_resolve")
         self._check(request)
-        from codirector.generator.backends.dit.conditioning import clip_length, frames_to_video, video_to_frames
-        from codirector.generator.backends.dit.pipeline import ClipConditions
-
-        self.pipeline_for(request.height, request.width)
-        width, height = self._fit(request.width), self._fit(request.height)
-        window = self._options["max_frames"]
-
-        def chunks() -> Iterator[list[np.ndarray]]:
-            chunk: list[np.ndarray] = []
-            for frame in request.frames:
-                chunk.append(_resize(frame, width, height))
-                if len(chunk) == window:
-                    yield chunk
-                    chunk = []
-            if chunk:
-                yield chunk
-
-        def frames() -> Iterator[np.ndarray]:
-            pipeline = self.pipeline
-            for chunk in chunks():
-                # video-to-video: a short last chunk is padded with its last frame, and the padding dropped
-                length = clip_length(len(chunk), pipeline.vae_scale_factor_temporal)
-                padded = chunk + [chunk[-1]] * (length - len(chunk))
-                start = pipeline.encode(frames_to_video(padded))
-                conditions = ClipConditions(prompt=request.prompt, negative_prompt=request.negative_prompt,
-                                            given={}, audio=[], sample_rate=16_000, fps=request.fps,
-                                            image=chunk[0])  # fmt: skip
-                strength = self._options["super_resolution_strength"]
-                video = pipeline.sample(pipeline.grid(length, height, width), conditions, request.sampler,
-                                        start=start, strength=strength)  # fmt: skip
-                for frame in video_to_frames(video)[: len(chunk)]:
-                    yield _resize(frame, request.width, request.height)
-
-        return frames()
+        # video-to-video with the audio and the high-resolution anchors as the first and last given frames, in
+        # overlapping windows that continue from each other (KlingAvatar 2.0 sec. 3.1: the last cascade step)
+        source = list(request.frames)
+        if len(source) != request.num_frames:
+            raise ValueError(f"SuperResolutionRequest.frames gave {len(source)} frames, num_frames is "
+                             f"{request.num_frames}")  # fmt: skip
+        count = request.num_frames
+        anchors = {0: request.first_anchor, count - 1: request.last_anchor}
+        return iter(self._frames(request, anchors, 0, count, source=source,
+                                 strength=self._options["super_resolution_strength"]))  # fmt: skip
 
     def predict_masks(self, request: MaskRequest) -> dict[str, np.ndarray]:
         self.require(Capability.MULTI_CHARACTER, "subclips")

@@ -30,8 +30,10 @@ from codirector.generator.backends.dit.checkpoint import WanCheckpoint, WanCompo
 from codirector.generator.backends.dit.conditioning import LatentGrid, condition_channels, frames_to_video
 from codirector.generator.backends.dit.degrade import degrade_reference
 from codirector.generator.backends.dit.gating import CharacterGating, decide_gating
+from codirector.generator.backends.dit.lora import LoraSpec, load_loras
 from codirector.generator.backends.dit.memory import Offload
 from codirector.generator.backends.dit.model import AudioWanTransformer3DModel
+from codirector.generator.backends.dit.sampling import strength_steps
 from codirector.generator.backends.dit.schedule import combine_guidance, make_scheduler, sigma_schedule
 from codirector.generator.backends.dit.text import ImageEncoder, TextEncoder
 from codirector.schemas.render_plan import DiffusionSettings
@@ -117,12 +119,15 @@ class DitPipeline:
             "group" (the transformer streamed block by block: diffusers' `enable_group_offload`).
         vae_tiling: decode and encode in tiles (diffusers' `AutoencoderKLWan.enable_tiling`) to bound VAE memory;
             None tiles the calls at 720p and above.
+        shift: the flow shift, in place of the checkpoint scheduler's (a distilled LoRA's own, e.g. 5).
+        loras: LoRA files and scales, through diffusers' Wan LoRA loader (`lora.py`).
     """
 
     def __init__(
         self, components: WanComponents, audio_encoder: AudioEncoder | None, audio: AudioConditioning, *,
         device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, audio_scale: float = 1.0,
         sigmas: Sequence[float] | None = None, offload: Offload = "none", vae_tiling: bool | None = None,
+        shift: float | None = None, loras: Sequence[LoraSpec] = (),
     ) -> None:  # fmt: skip
         self.device = torch.device(device)
         self.dtype = dtype
@@ -130,11 +135,13 @@ class DitPipeline:
         self.audio_encoder = audio_encoder
         self.audio_scale = audio_scale
         self.sigmas = list(sigmas) if sigmas else None
+        self.shift = shift
         self.offload = offload
         self.scheduler = components.scheduler
         self.boundary_ratio = components.boundary_ratio
         self.transformer: AudioWanTransformer3DModel = self._as_dtype(components.transformer)
         self.transformer_2 = None if components.transformer_2 is None else self._as_dtype(components.transformer_2)
+        self.loras = load_loras([m for m in (self.transformer, self.transformer_2) if m is not None], list(loras))
         self.vae = components.vae.eval()
         self.vae_tiling = vae_tiling
         if vae_tiling is not False:
@@ -352,14 +359,34 @@ class DitPipeline:
 
     # --- sampling ---------------------------------------------------------------------------------------------
 
-    def _scheduler(self, num_inference_steps: int) -> Any:
-        """A fresh scheduler with its timesteps set: the checkpoint's own, or Euler over the custom sigmas."""
+    def _shift(self) -> float:
+        """The flow shift: the option's, else the checkpoint scheduler's (Wan2.1 480P folders: 3, 720P: 5)."""
+        config = self.scheduler.config
+        return float(self.shift or config.get("flow_shift") or config.get("shift") or 1.0)
+
+    def _scheduler(self, num_inference_steps: int, strength: float = 1.0) -> tuple[Any, int]:
+        """A fresh scheduler with its timesteps set, and the index of the first step to run.
+
+        The checkpoint's own scheduler at `num_inference_steps` (with the shift option, if any), or Euler over the
+        custom sigmas. Below strength 1 (image/video-to-video) the last share of a real schedule runs, at least two
+        steps of it (`sampling.strength_steps`); a custom sigma list is interpolated to the longer schedule.
+        """
+        steps = len(self.sigmas) if self.sigmas else num_inference_steps
+        total, first = strength_steps(steps, strength) if strength < 1 else (steps, 0)
+        shift = self._shift()
         if self.sigmas:
-            shift = float(self.scheduler.config.get("flow_shift") or self.scheduler.config.get("shift") or 1.0)
-            return make_scheduler(sigma_schedule(len(self.sigmas), shift=shift, kind=self.sigmas), shift)
-        scheduler = type(self.scheduler).from_config(self.scheduler.config)
-        scheduler.set_timesteps(num_inference_steps)
-        return scheduler
+            base = self.sigmas
+            if total != len(base):  # the same curve, sampled at `total` points
+                positions = np.linspace(0, len(base) - 1, total)
+                base = np.interp(positions, np.arange(len(base)), np.asarray(base, np.float64)).tolist()
+            scheduler = make_scheduler(sigma_schedule(total, shift=shift, kind=base), shift)
+        else:
+            key = "flow_shift" if "flow_shift" in self.scheduler.config else "shift"
+            scheduler = type(self.scheduler).from_config(self.scheduler.config, **{key: shift})
+            scheduler.set_timesteps(total)
+        if first:
+            scheduler.set_begin_index(first)
+        return scheduler, first
 
     def _model_at(self, timestep: torch.Tensor) -> AudioWanTransformer3DModel:
         """Wan2.2's two experts: `transformer` at and above the boundary timestep, `transformer_2` below."""
@@ -440,17 +467,13 @@ class DitPipeline:
         """
         self.check_inputs(grid, conditions, strength)
         generator = torch.Generator().manual_seed(sampler.seed)
-        scheduler = self._scheduler(sampler.num_inference_steps)
-        timesteps = scheduler.timesteps
+        scheduler, first = self._scheduler(sampler.num_inference_steps, strength if start is not None else 1.0)
+        timesteps = scheduler.timesteps[first:]
         noise = torch.randn((1, self.latent_channels, *grid.latent_shape), generator=generator, dtype=torch.float32)
         latents = noise
         if start is not None and strength < 1:
-            # image/video-to-video: skip the schedule's noisiest part, start from `start` noised to that level
-            sigmas = scheduler.sigmas[:-1]
-            first = int(torch.searchsorted(-sigmas, torch.tensor(-strength)).clamp(max=len(timesteps) - 1))
-            timesteps = timesteps[first:]
-            scheduler.set_begin_index(first)
-            sigma = float(sigmas[first])
+            # image/video-to-video: `start` noised to the first sigma run (flow matching: a straight line to noise)
+            sigma = float(scheduler.sigmas[first])
             latents = (1 - sigma) * start.float() + sigma * noise
 
         given = {i: frames_to_video([f])[:, :, 0] for i, f in conditions.given.items()}

@@ -3,8 +3,8 @@
 Wan samples at most `max_frames` (81) frames per call, and only `4k + 1` of them (its VAE packs 4 frames per latent
 frame after the first). A clip of any length is cut into windows of `max_frames` frames whose starts are spread
 evenly, so that the last window ends on the clip's last frame and neighbours overlap by at least `min_overlap`
-frames. Each window after the first starts from the frame its predecessor made there (the first-frame condition),
-and the overlap is cross-faded. A clip shorter than `max_frames` is one call of the next `4k + 1` length; the frames
+frames. Each window after the first is given the first frames its predecessor made there (motion frames), and the
+rest of the overlap is cross-faded. A clip shorter than `max_frames` is one call of the next `4k + 1` length; the frames
 past its end are sampled (against the audio that follows) and dropped. Audio is always sliced to each window's own
 frames, so frame `i` of every call hears the audio at frame `i`.
 
@@ -65,7 +65,7 @@ def plan_windows(num_frames: int, max_frames: int, min_overlap: int, temporal_fa
 
 def sample_windows(
     num_frames: int, given: dict[int, np.ndarray], windows: list[Window],
-    sample: Callable[[Window, dict[int, np.ndarray]], list[np.ndarray]],
+    sample: Callable[[Window, dict[int, np.ndarray]], list[np.ndarray]], motion_frames: int = 1,
 ) -> list[np.ndarray]:  # fmt: skip
     """Run `sample` over `windows` in order and join the results into `num_frames` frames.
 
@@ -74,29 +74,39 @@ def sample_windows(
         given: clip frame index -> frame the clip must show there (anchors, a reference).
         windows: from `plan_windows`.
         sample: (window, given frames at window indices) -> the window's `num_frames` frames.
+        motion_frames: how many of the frames an earlier window made at a window's start it is given (motion-frame
+            conditioning: 5 fills Wan's first two latent frames, so the motion carries over, not only the pose).
 
-    Each window after the first is also given the frame already made at its start; the rest of the overlap is
-    cross-faded linearly from the earlier window's frames to the later one's.
+    Each window after the first continues from the frames already made at its start (kept as they are); the rest
+    of the overlap is cross-faded linearly from the earlier window's frames to the later one's.
     """
+    if motion_frames < 1:
+        raise ValueError(f"motion_frames must be >= 1, got {motion_frames}")
     frames: list[np.ndarray | None] = [None] * num_frames
     for window in windows:
         inside = {index - window.start: frame for index, frame in given.items()
                   if window.start <= index < window.start + window.keep}  # fmt: skip
-        if window.start > 0 and 0 not in inside and frames[window.start] is not None:
-            inside[0] = frames[window.start]  # type: ignore[assignment]
+        carried = 0
+        if window.start > 0:
+            for offset in range(min(motion_frames, window.keep)):
+                earlier = frames[window.start + offset]
+                if earlier is None:
+                    break
+                inside.setdefault(offset, earlier)
+                carried += 1
         made = sample(window, inside)
         if len(made) != window.num_frames:
             raise RuntimeError(f"a window of {window.num_frames} frames came back with {len(made)}")
-        overlap = [i for i in range(window.keep) if frames[window.start + i] is not None]
+        overlap = [o for o in range(carried, window.keep) if frames[window.start + o] is not None]
         for offset in range(window.keep):
             index = window.start + offset
             earlier = frames[index]
-            if earlier is None or offset == 0:
-                frames[index] = made[offset] if earlier is None else earlier
-                continue
-            weight = (overlap.index(offset) + 1) / (len(overlap) + 1) if offset in overlap else 1.0
-            mixed = (1 - weight) * earlier.astype(np.float32) + weight * made[offset].astype(np.float32)
-            frames[index] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+            if earlier is None:
+                frames[index] = made[offset]
+            elif offset >= carried:  # carried frames stay as the earlier window made them
+                weight = (overlap.index(offset) + 1) / (len(overlap) + 1)
+                mixed = (1 - weight) * earlier.astype(np.float32) + weight * made[offset].astype(np.float32)
+                frames[index] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
     if any(frame is None for frame in frames):
         raise RuntimeError("the windows do not cover the clip")
     return frames  # type: ignore[return-value]
