@@ -211,3 +211,24 @@ def test_super_resolution_gets_the_audio_the_anchors_and_overlapping_windows() -
     assert anchor.shape == (64, 64, 3)
     np.testing.assert_array_equal(anchor, request.first_anchor)  # the high-resolution anchor, as it is
     np.testing.assert_array_equal(last.given[max(last.given)], request.last_anchor)
+
+
+# --- cheaper steps ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("threshold", "expected_calls"), [(None, 4), (0.0, 4), (1e9, 1)])
+def test_first_block_cache_skips_the_later_blocks_of_similar_steps(
+    threshold: float | None, expected_calls: int
+) -> None:
+    pipeline = DitPipeline.tiny(0, first_block_cache=threshold)
+    calls: list[int] = []
+    pipeline.transformer.blocks[1].attn1.register_forward_pre_hook(lambda _m, _a: calls.append(1))
+    conditions = ClipConditions(prompt="a person talks", negative_prompt="", given={0: synthetic_face(32, 32)},
+                                audio=[], sample_rate=16_000, fps=25.0)  # fmt: skip
+    four = DiffusionSettings(num_inference_steps=4, guidance_scale=1.0, seed=0)
+    video = pipeline.sample(pipeline.grid(5, 32, 32), conditions, four)
+    assert video.shape == (1, 3, 5, 32, 32)
+    assert len(calls) == expected_calls  # the second block runs on every step, or only on the first
+    calls.clear()
+    pipeline.sample(pipeline.grid(5, 32, 32), conditions, four)
+    assert len(calls) == expected_calls  # the cache starts afresh for every clip

@@ -141,6 +141,8 @@ class DitBackend(Backend):
         shift: the flow shift, in place of the checkpoint scheduler's.
         lora: "FILE" or "FILE:SCALE", or a list of them: LoRAs through diffusers' Wan LoRA loader.
         motion_frames: frames a window of a long clip is given from the window before it (5: two latent frames).
+        first_block_cache: diffusers' First Block Cache threshold (e.g. 0.05): fewer block evaluations per step,
+            at a quality cost to measure with the eval suite; off by default.
         attention_backend: a diffusers attention backend name ("flash", "sage", "_native_cudnn", "native").
     """
 
@@ -157,6 +159,7 @@ class DitBackend(Backend):
         sigmas: list[float] | None = None, transformer: str | None = None, preset: str = "auto",
         steps: int | dict[str, int] | None = None, guidance_scale: float | dict[str, float] | None = None,
         shift: float | None = None, lora: str | list[str] | None = None, motion_frames: int = 5,
+        first_block_cache: float | None = None,
     ) -> None:  # fmt: skip
         if weights is None and not tiny:
             raise ConfigError(
@@ -206,6 +209,7 @@ class DitBackend(Backend):
             "sigmas": [float(v) for v in sigmas] if sigmas else None, "preset": preset, "steps": steps,
             "guidance_scale": guidance_scale, "shift": shift, "motion_frames": int(motion_frames),
             "lora": [lora] if isinstance(lora, str) else lora,
+            "first_block_cache": None if first_block_cache is None else float(first_block_cache),
         }  # fmt: skip
         self._pipeline: DitPipeline | None = None
         self._checked = False  # the memory preflight ran
@@ -303,7 +307,8 @@ class DitBackend(Backend):
         sampling = self._sampling()
         common = dict(device=placement.device, audio_scale=options["audio_scale"], sigmas=sampling.sigmas,
                       shift=sampling.shift, offload=options["offload"], vae_tiling=self._vae_tiling(height, width),
-                      loras=parse_lora_specs(options["lora"]))  # fmt: skip
+                      loras=parse_lora_specs(options["lora"]),
+                      first_block_cache=options["first_block_cache"])  # fmt: skip
         if options["tiny"]:
             pipeline = DitPipeline.tiny(options["seed"], dtype=dtype, **common)
         else:

@@ -103,6 +103,22 @@ class AudioConditioning:
         return f"audio adapter {self.weights}" + (" with a trained mask head" if self.mask_head else "")
 
 
+def enable_first_block_cache(transformers: Sequence[AudioWanTransformer3DModel], threshold: float) -> None:
+    """diffusers' First Block Cache on our transformer: our block is registered as diffusers registers Wan's own
+    (hidden states are its output), then `enable_cache` installs the hooks."""
+    from diffusers.hooks import FirstBlockCacheConfig
+    from diffusers.hooks._helpers import TransformerBlockMetadata, TransformerBlockRegistry
+
+    from codirector.generator.backends.dit.audio_attention import AudioWanTransformerBlock
+
+    TransformerBlockRegistry.register(
+        model_class=AudioWanTransformerBlock,
+        metadata=TransformerBlockMetadata(return_hidden_states_index=0, return_encoder_hidden_states_index=None),
+    )
+    for model in transformers:
+        model.enable_cache(FirstBlockCacheConfig(threshold=threshold))
+
+
 class DitPipeline:
     """Owns the modules and samples clips. Build with `tiny` (tests, benchmarks) or `from_pretrained`.
 
@@ -121,13 +137,15 @@ class DitPipeline:
             None tiles the calls at 720p and above.
         shift: the flow shift, in place of the checkpoint scheduler's (a distilled LoRA's own, e.g. 5).
         loras: LoRA files and scales, through diffusers' Wan LoRA loader (`lora.py`).
+        first_block_cache: diffusers' First Block Cache at this threshold (skip the other blocks of a step whose
+            first block's residual changed less than it), or None.
     """
 
     def __init__(
         self, components: WanComponents, audio_encoder: AudioEncoder | None, audio: AudioConditioning, *,
         device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, audio_scale: float = 1.0,
         sigmas: Sequence[float] | None = None, offload: Offload = "none", vae_tiling: bool | None = None,
-        shift: float | None = None, loras: Sequence[LoraSpec] = (),
+        shift: float | None = None, loras: Sequence[LoraSpec] = (), first_block_cache: float | None = None,
     ) -> None:  # fmt: skip
         self.device = torch.device(device)
         self.dtype = dtype
@@ -142,6 +160,10 @@ class DitPipeline:
         self.transformer: AudioWanTransformer3DModel = self._as_dtype(components.transformer)
         self.transformer_2 = None if components.transformer_2 is None else self._as_dtype(components.transformer_2)
         self.loras = load_loras([m for m in (self.transformer, self.transformer_2) if m is not None], list(loras))
+        self.first_block_cache = first_block_cache
+        if first_block_cache is not None:
+            enable_first_block_cache([m for m in (self.transformer, self.transformer_2) if m is not None],
+                                     first_block_cache)  # fmt: skip
         self.vae = components.vae.eval()
         self.vae_tiling = vae_tiling
         if vae_tiling is not False:
@@ -399,20 +421,23 @@ class DitPipeline:
     def _predict(
         self, model: AudioWanTransformer3DModel, latents: torch.Tensor, condition: torch.Tensor,
         timestep: torch.Tensor, text: torch.Tensor, image: torch.Tensor | None, audio: torch.Tensor | None,
-        gating: CharacterGating, references: torch.Tensor | None, masks: torch.Tensor | None,
+        gating: CharacterGating, references: torch.Tensor | None, masks: torch.Tensor | None, *, branch: str,
     ) -> torch.Tensor:  # fmt: skip
         dtype = model.dtype
         self._release(keep=f"transformer_{0 if model is self.transformer else 1}")
         model_input = torch.cat([latents, condition], dim=1).to(self.device, dtype)
         gated = audio is not None and gating.source != "single"
-        return model(
-            hidden_states=model_input, timestep=timestep.expand(1).to(self.device),
-            encoder_hidden_states=text.to(self.device, dtype),
-            encoder_hidden_states_image=None if image is None else image.to(self.device, dtype),
-            audio_features=None if audio is None else audio.to(self.device, dtype), audio_scale=self.audio_scale,
-            reference_latents=references.to(self.device, dtype) if gated and references is not None else None,
-            character_masks=masks.to(self.device, dtype) if gated and masks is not None else None, return_dict=False,
-        )[0].float().cpu()  # fmt: skip
+        # each guidance branch is its own cache context, as diffusers' pipelines name "cond" and "uncond"
+        with model.cache_context(branch):
+            return model(
+                hidden_states=model_input, timestep=timestep.expand(1).to(self.device),
+                encoder_hidden_states=text.to(self.device, dtype),
+                encoder_hidden_states_image=None if image is None else image.to(self.device, dtype),
+                audio_features=None if audio is None else audio.to(self.device, dtype), audio_scale=self.audio_scale,
+                reference_latents=references.to(self.device, dtype) if gated and references is not None else None,
+                character_masks=masks.to(self.device, dtype) if gated and masks is not None else None,
+                return_dict=False,
+            )[0].float().cpu()  # fmt: skip
 
     @torch.no_grad()
     def predict_masks(self, image: np.ndarray, references: Sequence[np.ndarray], prompt: str = "") -> torch.Tensor:
@@ -500,16 +525,18 @@ class DitPipeline:
 
         for timestep in timesteps:
             model = self._model_at(timestep)
-            full = self._predict(model, latents, condition, timestep, text, image, audio, gating, references, masks)
+            full = self._predict(model, latents, condition, timestep, text, image, audio, gating, references, masks,
+                                 branch="cond")  # fmt: skip
             uncond = no_audio = negative = None
             if negative_text is not None:
                 uncond = self._predict(model, latents, condition, timestep, negative_text, image, audio, gating,
-                                       references, masks)  # fmt: skip
+                                       references, masks, branch="uncond")  # fmt: skip
             if audio is not None and sampler.audio_guidance_scale > 0:
-                no_audio = self._predict(model, latents, condition, timestep, text, image, None, gating, None, None)
+                no_audio = self._predict(model, latents, condition, timestep, text, image, None, gating, None, None,
+                                         branch="no_audio")  # fmt: skip
             if negative_condition is not None:
                 negative = self._predict(model, latents, negative_condition, timestep, text, image, audio, gating,
-                                         references, masks)  # fmt: skip
+                                         references, masks, branch="negative_frame")  # fmt: skip
             # guidance_scale keeps diffusers' meaning (1 is off); the audio and negative-frame scales add terms
             prediction = combine_guidance(
                 uncond, no_audio, full, negative, guidance_scale=max(0.0, sampler.guidance_scale - 1.0),
@@ -517,4 +544,8 @@ class DitPipeline:
                 negative_frame_guidance_scale=sampler.negative_frame_guidance_scale if negative is not None else 0.0,
             )  # fmt: skip
             latents = scheduler.step(prediction, timestep, latents, return_dict=False)[0]
+        if self.first_block_cache is not None:  # a cache belongs to one clip's trajectory
+            for model in (self.transformer, self.transformer_2):
+                if model is not None:
+                    model._reset_stateful_cache()
         return self.decode(latents)
