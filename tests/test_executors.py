@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,6 +66,22 @@ def process_id(_: int) -> int:
     return os.getpid()
 
 
+def crash_once(marker: str) -> int:
+    """Kill this process the first time (leaving a marker file), return its id when run again."""
+    if not os.path.exists(marker):
+        Path(marker).touch()
+        os._exit(1)
+    return os.getpid()
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def sleep_unless_zero(index: int) -> int:
     if index:
         time.sleep(60)
@@ -87,13 +104,14 @@ def process_executor() -> Iterator[ProcessExecutor]:
 @pytest.fixture(scope="module")
 def ray_executor() -> Iterator[RayExecutor]:
     # One local Ray instance for the module (starting one takes seconds), with one logical GPU so that GPU tasks
-    # schedule on a machine without one. Its workers do not inherit the sys.path pytest gave this process; they
+    # schedule on a machine without one, and a CPU to spare for the GPU executor's actor (this executor's two
+    # actors hold two CPUs for the module). Its workers do not inherit the sys.path pytest gave this process; they
     # need it to import the task functions here.
     require_ray()
     import ray
 
     ray.init(
-        num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False,
+        num_cpus=3, num_gpus=1, include_dashboard=False, log_to_driver=False,
         runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}},
     )  # fmt: skip
     executor = RayExecutor(num_workers=2)  # joins the running instance
@@ -201,21 +219,48 @@ def test_keyboard_interrupt_cancels_running_ray_tasks(ray_executor: RayExecutor)
     def interrupt(index: int, result: int) -> None:
         raise KeyboardInterrupt
 
+    actor_pids = set(ray_executor.map(process_id, [0, 1], stage="subclips"))  # one task per actor
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         ray_executor.map(sleep_unless_zero, [0, 1, 2, 3], stage="subclips", on_done=interrupt)
 
     assert time.monotonic() - started < 30
-    # the killed workers are replaced: the session goes on
-    assert ray_executor.map(abs, [-5], stage="subclips") == [5]
+    # the actor still sleeping in task 1 is killed, not left to hold its GPU for another minute
+    while all(process_alive(pid) for pid in actor_pids) and time.monotonic() - started < 30:
+        time.sleep(0.1)
+    assert not all(process_alive(pid) for pid in actor_pids)
+    # the killed actors are replaced: the session goes on
+    assert ray_executor.map(abs, [-5, -6], stage="subclips") == [5, 6]
 
 
-def test_ray_gpu_tasks_keep_their_worker(ray_executor: RayExecutor) -> None:
-    # Ray retires a GPU task's worker after each call by default; ours keep theirs, and the model cached in it.
-    gpu_executor = RayExecutor(num_gpus_per_task=1.0)
+def test_ray_gpu_tasks_keep_their_worker_until_closed(ray_executor: RayExecutor) -> None:
+    # Ray retires a GPU task's worker after each call by default; our actor keeps its process, and the model in it.
+    with RayExecutor(num_gpus_per_task=1.0) as gpu_executor:
+        assert gpu_executor.num_workers == 1  # one logical GPU
+        (pid,) = set(gpu_executor.map(process_id, [0, 1, 2, 3], stage="subclips"))
 
-    assert gpu_executor.num_workers == 1  # one logical GPU
-    assert len(set(gpu_executor.map(process_id, [0, 1, 2, 3], stage="subclips"))) == 1
+    # closing kills the actor, which frees its GPU (and the model's memory) for whatever runs next
+    deadline = time.monotonic() + 20
+    while process_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not process_alive(pid)
+
+
+def test_ray_max_retries_restarts_a_dead_actor_and_reruns_its_task(ray_executor: RayExecutor, tmp_path: Path) -> None:
+    marker = tmp_path / "crashed-once"
+
+    with RayExecutor(num_workers=1, max_retries=1) as retrying:
+        (pid,) = retrying.map(crash_once, [str(marker)], stage="subclips")
+
+    assert marker.exists()  # the first run died...
+    assert pid != os.getpid()  # ...and the rerun, in the restarted actor, returned
+
+
+def test_ray_pool_is_capped_to_what_the_cluster_has_room_for(ray_executor: RayExecutor) -> None:
+    # A second GPU actor would wait forever for the one logical GPU, and so would the task handed to it.
+    with RayExecutor(num_workers=2, num_gpus_per_task=1.0) as gpu_executor:
+        assert gpu_executor.num_workers == 1
+        assert gpu_executor.map(abs, [-1, -2, -3], stage="subclips") == [1, 2, 3]
 
 
 def test_unknown_executor_name_is_a_config_error() -> None:

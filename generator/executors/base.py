@@ -211,7 +211,8 @@ def map_in_window(
 
 
 def make_executor(name: str, num_workers: int | None = None, **options: Any) -> Executor:
-    """An executor by name: "local" (in process), "process" (a spawn process pool) or "ray" (Ray tasks).
+    """An executor by name: "local" (in process), "process" (a spawn process pool) or "ray" (Ray actors, one per
+    GPU slot).
 
     Args:
         name: one of `EXECUTOR_NAMES`.
