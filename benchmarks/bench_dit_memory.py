@@ -22,9 +22,8 @@ from codirector.generator.backends.dit.memory import (
     OFFLOAD_MODES,
     component_parameters,
     estimate_memory,
-    published_configs,
-    write_config_folder,
 )
+from codirector.generator.backends.dit.published import published_configs, write_config_folder
 
 CHECKPOINTS = ("Wan2.1-I2V-14B-480P-Diffusers", "Wan2.1-I2V-14B-720P-Diffusers", "Wan2.1-FLF2V-14B-720P-diffusers")
 SIZES = {"480p": (480, 832), "720p": (720, 1280)}

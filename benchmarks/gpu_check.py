@@ -11,7 +11,7 @@ cascade with a `dit` backend whose pipeline holds random full-size parts (14B tr
 VAE, UniPC): wall seconds per stage (manifest), where the time went, GPU-seconds per second of video.
 
 Random weights, built on the GPU: each part is made on the meta device from its published config
-(`memory.published_configs`; buffers such as rotary tables are computed for real), then every tensor is allocated
+(`published.published_configs`; buffers such as rotary tables are computed for real), then every tensor is allocated
 on the GPU in its load dtype (bf16, float32 where `_keep_in_fp32_modules` says, float32 VAE and CLIP as
 `checkpoint.load_components` loads them) and filled by one normal_. Speed does not depend on weight values; nothing
 is downloaded or read. The tokenizer has no weights but must be real: tiny.py's WordLevel one stands in for UMT5's
@@ -160,7 +160,7 @@ def _failure(error: BaseException) -> str:
 
 
 def _transformer_config(tiny: bool) -> dict[str, Any]:
-    from codirector.generator.backends.dit.memory import published_configs
+    from codirector.generator.backends.dit.published import published_configs
     from codirector.generator.backends.dit.tiny import TINY_TRANSFORMER
 
     config = dict(TINY_TRANSFORMER) if tiny else dict(published_configs(CHECKPOINT)["transformer"])
@@ -376,8 +376,8 @@ def build_components(tiny: bool, device: torch.device) -> Any:
     )
 
     from codirector.generator.backends.dit.checkpoint import WanComponents
-    from codirector.generator.backends.dit.memory import published_configs
     from codirector.generator.backends.dit.model import AudioWanTransformer3DModel
+    from codirector.generator.backends.dit.published import published_configs
     from codirector.generator.backends.dit.tiny import _tokenizer, tiny_components
 
     if tiny:

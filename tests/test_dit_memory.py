@@ -30,12 +30,11 @@ from codirector.generator.backends.dit.memory import (  # noqa: E402
     component_parameters,
     estimate_memory,
     format_table,
-    published_configs,
     transformer_working_bytes,
     vae_working_bytes,
-    write_config_folder,
 )
 from codirector.generator.backends.dit.model import AudioWanTransformer3DModel, tiny_config  # noqa: E402
+from codirector.generator.backends.dit.published import published_configs, write_config_folder  # noqa: E402
 
 I2V_480P = "Wan2.1-I2V-14B-480P-Diffusers"
 FLF2V = "Wan2.1-FLF2V-14B-720P-diffusers"

@@ -49,7 +49,6 @@ streams instead of a pinned copy of the whole transformer up front (which would 
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import os
 from collections.abc import Mapping
@@ -59,6 +58,7 @@ from typing import Any, Literal
 
 from codirector.errors import ConfigError
 from codirector.generator.backends.dit.checkpoint import FOLDER_FIX, RESTORE_FIX, read_json
+from codirector.generator.backends.dit.published import IMAGE_TOKENS
 
 __all__ = [
     "OFFLOAD_MODES",
@@ -71,10 +71,8 @@ __all__ = [
     "estimate_memory",
     "format_table",
     "preflight",
-    "published_configs",
     "transformer_working_bytes",
     "vae_working_bytes",
-    "write_config_folder",
 ]
 
 logger = logging.getLogger(__name__)
@@ -88,7 +86,6 @@ SAFETY_FACTOR = 1.25
 ACCELERATOR_RESERVE_BYTES = 1 * GIB  # CUDA context + caching allocator headroom
 HOST_RESERVE_BYTES = 2 * GIB  # interpreter, torch, CUDA runtime libraries
 TEXT_TOKENS = 512  # Wan's text context (diffusers' max_sequence_length)
-IMAGE_TOKENS = 257  # CLIP ViT-H/14 at 224: 16 x 16 patches + the class token
 FLOAT32 = 4
 # Every published Wan I2V folder has these encoders and VAE; their working sets are small beside their weights.
 _TEXT_ENCODER = (4096, 10240, 64)  # umt5-xxl d_model, d_ff, heads
@@ -147,6 +144,7 @@ def component_parameters(root: str | Path, adapter_config: Mapping[str, Any] | N
         ConfigError: model_index.json or a part's config.json is missing or unreadable, or names an unknown class.
 
     Example:
+        >>> from codirector.generator.backends.dit.published import published_configs, write_config_folder
         >>> root = write_config_folder(tempfile.mkdtemp(), published_configs("Wan2.1-I2V-14B-480P-Diffusers"))
         >>> component_parameters(root)
         {'transformer': 20761914176, 'text_encoder': 5680910336, 'image_encoder': 632076800, 'vae': 126892531}
@@ -315,6 +313,7 @@ def estimate_memory(
         transformer_config: the transformer's config.json (with the adapter's audio config merged in).
 
     Example:
+        >>> from codirector.generator.backends.dit.published import published_configs, write_config_folder
         >>> configs = published_configs("Wan2.1-I2V-14B-480P-Diffusers")
         >>> counts = component_parameters(write_config_folder(tempfile.mkdtemp(), configs))
         >>> estimate = estimate_memory(counts, dtype_bytes=2, offload="group", height=480, width=832, num_frames=81,
@@ -479,56 +478,3 @@ def preflight(
         accelerator = accelerator_budget_bytes
     check_fits(estimate, accelerator_bytes=accelerator, host_bytes=host)
     return estimate
-
-
-# --- published configs ------------------------------------------------------------------------------------------
-
-_WAN21_TRANSFORMER = dict(
-    _class_name="WanTransformer3DModel", patch_size=[1, 2, 2], num_attention_heads=40, attention_head_dim=128,
-    in_channels=36, out_channels=16, text_dim=4096, freq_dim=256, ffn_dim=13824, num_layers=40, cross_attn_norm=True,
-    qk_norm="rms_norm_across_heads", eps=1e-6, image_dim=1280, added_kv_proj_dim=5120, rope_max_seq_len=1024,
-)  # fmt: skip
-_WAN21_PARTS = dict(
-    text_encoder=dict(
-        architectures=["UMT5EncoderModel"], model_type="umt5", d_model=4096, d_ff=10240, d_kv=64, num_heads=64,
-        num_layers=24, vocab_size=256384, feed_forward_proj="gated-gelu", relative_attention_num_buckets=32,
-        relative_attention_max_distance=128, tie_word_embeddings=False,
-    ),
-    image_encoder=dict(
-        architectures=["CLIPVisionModelWithProjection"], model_type="clip_vision_model", hidden_size=1280,
-        intermediate_size=5120, num_attention_heads=16, num_hidden_layers=32, patch_size=14, image_size=224,
-        projection_dim=1024, hidden_act="gelu",
-    ),
-    # the published file also lists latents_mean/std, which shape no parameter
-    vae=dict(_class_name="AutoencoderKLWan", base_dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
-             temperal_downsample=[False, True, True], attn_scales=[], dropout=0.0),
-)  # fmt: skip
-_WAN21_INDEX = dict(
-    _class_name="WanImageToVideoPipeline", transformer=["diffusers", "WanTransformer3DModel"],
-    text_encoder=["transformers", "UMT5EncoderModel"], tokenizer=["transformers", "T5TokenizerFast"],
-    image_encoder=["transformers", "CLIPVisionModelWithProjection"],
-    image_processor=["transformers", "CLIPImageProcessor"], vae=["diffusers", "AutoencoderKLWan"],
-    scheduler=["diffusers", "UniPCMultistepScheduler"],
-)  # fmt: skip
-
-
-def published_configs(name: str) -> dict[str, dict[str, Any]]:
-    """The JSON configs of a published Wan2.1 14B folder (model_index and each model part), to estimate its memory
-    before downloading it. `name` is Wan2.1-I2V-14B-480P-Diffusers, -720P-Diffusers or
-    Wan2.1-FLF2V-14B-720P-diffusers (480P and 720P share every config; only their weights differ)."""
-    transformer = dict(_WAN21_TRANSFORMER)
-    if name == "Wan2.1-FLF2V-14B-720P-diffusers":
-        transformer["pos_embed_seq_len"] = 2 * IMAGE_TOKENS  # first and last frame
-    elif name not in ("Wan2.1-I2V-14B-480P-Diffusers", "Wan2.1-I2V-14B-720P-Diffusers"):
-        raise ValueError(f"no published configs stored for {name!r}")
-    return {"model_index": dict(_WAN21_INDEX), "transformer": transformer, **_WAN21_PARTS}
-
-
-def write_config_folder(root: str | Path, configs: Mapping[str, Mapping[str, Any]]) -> Path:
-    """Write configs in the published layout: model_index.json at the root, <part>/config.json for each part."""
-    root = Path(root)
-    for part, config in configs.items():
-        path = root / "model_index.json" if part == "model_index" else root / part / "config.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(config, indent=2), encoding="utf-8")
-    return root
