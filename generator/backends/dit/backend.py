@@ -227,23 +227,20 @@ class DitBackend(Backend):
             from codirector.generator.backends.dit.checkpoint import WanCheckpoint
 
             family = WanCheckpoint.open(options["weights"], options["transformer"]).describe()
-        adapter = options["adapter"]
-        mask_head = bool(adapter and read_adapter_config(adapter).get("mask_layers"))
-        if options["tiny"]:
-            audio = {"weights": "tiny-random", "trained": False, "mask_head": True,
-                     "note": "random audio weights of a tiny test model: audio runs through the model, meaning "
-                             "nothing"}  # fmt: skip
-        else:
-            from codirector.generator.backends.dit.pipeline import AudioConditioning
+        from codirector.generator.backends.dit.pipeline import AudioConditioning
 
+        adapter = options["adapter"]
+        if options["tiny"]:  # DitPipeline.tiny: random audio weights and a mask head
+            conditioning = AudioConditioning("tiny-random", trained=False, mask_head=True)
+        else:
+            mask_head = bool(adapter and read_adapter_config(adapter).get("mask_layers"))
             conditioning = AudioConditioning(adapter, trained=adapter is not None, mask_head=mask_head)
-            audio = {"weights": adapter, "trained": adapter is not None, "mask_head": mask_head,
-                     "note": conditioning.describe()}  # fmt: skip
-        gating = ("none: no audio runs through the model" if audio["weights"] is None else
-                  "mask head (learned)" if audio["mask_head"] else
+        audio = {**dataclasses.asdict(conditioning), "note": conditioning.describe()}
+        gating = ("none: no audio runs through the model" if not conditioning.active else
+                  "mask head (learned)" if conditioning.mask_head else
                   "drawn soft masks: faces in each clip's first frame, else scene boxes, else strips")  # fmt: skip
         return {"checkpoint": family, "audio_conditioning": audio, "character_gating": gating,
-                "lip_sync_driven": audio["trained"]}  # fmt: skip
+                "lip_sync_driven": conditioning.trained}  # fmt: skip
 
     @property
     def pipeline(self) -> DitPipeline:
@@ -278,7 +275,7 @@ class DitBackend(Backend):
 
         placement = _Placement.resolve(options["device"], options["dtype"])
         adapter = options["adapter"]
-        tiling = self._vae_tiling(height, width)
+        tiling = self._vae_tiling()
         budget = options["memory_budget_gb"]
         preflight(
             options["weights"], device=placement.device, dtype_bytes=getattr(torch, placement.dtype).itemsize,
@@ -289,7 +286,7 @@ class DitBackend(Backend):
         )  # fmt: skip
         self._checked = True
 
-    def _vae_tiling(self, height: int, width: int) -> bool | None:
+    def _vae_tiling(self) -> bool | None:
         """auto (None): the pipeline tiles each VAE call at 720p and above, where an untiled decode needs tens of GB."""
         setting = self._options["vae_tiling"]
         return None if setting == "auto" else setting == "true"
@@ -306,7 +303,7 @@ class DitBackend(Backend):
 
         sampling = self._sampling()
         common = dict(device=placement.device, audio_scale=options["audio_scale"], sigmas=sampling.sigmas,
-                      shift=sampling.shift, offload=options["offload"], vae_tiling=self._vae_tiling(height, width),
+                      shift=sampling.shift, offload=options["offload"], vae_tiling=self._vae_tiling(),
                       loras=parse_lora_specs(options["lora"]),
                       first_block_cache=options["first_block_cache"])  # fmt: skip
         if options["tiny"]:

@@ -18,6 +18,7 @@ Families (diffusers' `WanImageToVideoPipeline` serves all three; tested against 
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from typing import Any, Literal
 
 from codirector.errors import ConfigError
 
-__all__ = ["Family", "WanCheckpoint", "WanComponents", "load_components", "read_json"]
+__all__ = ["Family", "WanCheckpoint", "WanComponents", "index_parts", "library_class", "load_components", "read_json"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,28 @@ def read_json(path: Path, source: str) -> dict[str, Any]:
     return data
 
 
+def index_parts(index: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """model_index.json's parts: name -> (library, class). A part a pipeline leaves out is saved as [null, null]
+    (Wan2.1's transformer_2, Wan2.2's image_encoder) and is not a part."""
+    return {
+        name: (str(value[0]), str(value[1]))
+        for name, value in index.items()
+        if not name.startswith("_") and isinstance(value, list) and len(value) == 2 and value[0] and value[1]
+    }
+
+
+def library_class(library: str, name: str, *, part: str, root: Path) -> Any:
+    """The class `name` from `library` (diffusers or transformers), as model_index.json names it for `part`."""
+    if library not in ("diffusers", "transformers"):
+        raise ConfigError(f"dit weights {root}", f"names {part} from library {library!r}",
+                          "Use a folder whose parts come from diffusers or transformers.")  # fmt: skip
+    kind = getattr(importlib.import_module(library), name, None)
+    if kind is None:
+        raise ConfigError(f"dit weights {root}", f"names {part} class {library}.{name}, which this "
+                          f"{library} does not have", f"Upgrade {library} (pip install -U {library}).")  # fmt: skip
+    return kind
+
+
 @dataclass(frozen=True)
 class WanCheckpoint:
     """A checked Wan image-to-video folder (nothing loaded yet).
@@ -92,11 +115,7 @@ class WanCheckpoint:
         if not root.is_dir():
             raise ConfigError(source, "is not a folder", FOLDER_FIX)
         index = read_json(root / "model_index.json", source)
-        parts = {
-            name: (str(value[0]), str(value[1]))
-            for name, value in index.items()
-            if not name.startswith("_") and isinstance(value, list) and len(value) == 2 and value[0] and value[1]
-        }
+        parts = index_parts(index)
         file = None
         if transformer_file is not None:
             file = Path(transformer_file).expanduser()
@@ -151,16 +170,7 @@ class WanCheckpoint:
 
     def part_class(self, part: str) -> Any:
         """The class model_index.json names for `part`, from its library (diffusers or transformers)."""
-        library, name = self.parts[part]
-        if library not in ("diffusers", "transformers"):
-            raise ConfigError(f"dit weights {self.root}", f"names {part} from library {library!r}",
-                              "Use a folder whose parts come from diffusers or transformers.")  # fmt: skip
-        module = __import__(library)
-        kind = getattr(module, name, None)
-        if kind is None:
-            raise ConfigError(f"dit weights {self.root}", f"names {part} class {library}.{name}, which this "
-                              f"{library} does not have", f"Upgrade {library} (pip install -U {library}).")  # fmt: skip
-        return kind
+        return library_class(*self.parts[part], part=part, root=self.root)
 
     def describe(self) -> dict[str, Any]:
         """What the manifest records about the weights."""

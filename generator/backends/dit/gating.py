@@ -73,10 +73,9 @@ def _head_and_shoulders(face: tuple[float, float, float, float], width: int, hei
 
 def _order(regions: Sequence[BoxNorm | None]) -> list[int]:
     """The characters left to right by their scene boxes' centres (the job's order where a box is missing)."""
-    keys = [(index if box is None else (box[0] + box[2]) / 2, index) for index, box in enumerate(regions)]
     if any(box is None for box in regions):
         return list(range(len(regions)))
-    return [index for _, index in sorted(keys)]
+    return sorted(range(len(regions)), key=lambda index: regions[index][0] + regions[index][2])  # type: ignore[index]
 
 
 def decide_gating(

@@ -57,7 +57,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from codirector.errors import ConfigError
-from codirector.generator.backends.dit.checkpoint import FOLDER_FIX, RESTORE_FIX, read_json
+from codirector.generator.backends.dit.checkpoint import (
+    FOLDER_FIX,
+    RESTORE_FIX,
+    index_parts,
+    library_class,
+    read_json,
+)
 from codirector.generator.backends.dit.published import IMAGE_TOKENS
 
 __all__ = [
@@ -110,11 +116,7 @@ def _build_on_meta(part: str, library: str, class_name: str, folder: Path, adapt
     """The part's model with every tensor on the meta device, from its config alone."""
     import torch
 
-    module = __import__(library) if library in ("diffusers", "transformers") else None
-    kind = None if module is None else getattr(module, class_name, None)
-    if kind is None:
-        raise ConfigError(f"dit weights {folder.parent}", f"names {part} class {library}.{class_name}, which is not "
-                          "installed", f"Install or upgrade {library} (pip install -U {library}).")  # fmt: skip
+    kind = library_class(library, class_name, part=part, root=folder.parent)
     with torch.device("meta"):
         if part.startswith("transformer"):
             from codirector.generator.backends.dit.model import AudioWanTransformer3DModel
@@ -152,9 +154,7 @@ def component_parameters(root: str | Path, adapter_config: Mapping[str, Any] | N
     root = Path(root).expanduser()
     source = f"dit weights {root}"
     index = read_json(root / "model_index.json", source)
-    # a part a pipeline leaves out is saved as [null, null] (Wan2.1's transformer_2, Wan2.2's image_encoder)
-    parts = {name: value for name, value in index.items()
-             if name in _PARTS and isinstance(value, list) and len(value) == 2 and all(value)}  # fmt: skip
+    parts = {name: value for name, value in index_parts(index).items() if name in _PARTS}
     for part in _REQUIRED:
         if part not in parts:
             raise ConfigError(source, f"model_index.json names no {part}", FOLDER_FIX)
