@@ -11,6 +11,8 @@ none of which needs a mask and some of which refuse one, runs it. Frames whose w
 the first and last `padding` frames) share one call, with frames and characters folded into the batch.
 Shapes: B batch, N characters, F latent frames, S = Ht * Wt video tokens per latent frame, L = F * S video tokens,
 K audio tokens per latent frame, w window length in latent frames (at most 2 * padding + 1), D model width.
+Under context parallelism a rank's queries are its consecutive frames f of F (`AudioWindows.frames`); every rank
+holds all F * K audio tokens, which are few.
 """
 
 from __future__ import annotations
@@ -37,11 +39,11 @@ __all__ = [
 
 @dataclass(frozen=True)
 class WindowGroup:
-    """The latent frames whose audio windows have one length w, and the audio tokens of each frame's window.
+    """The query frames whose audio windows have one length w, and the audio tokens of each one's window.
 
     Attributes:
-        frames: (n,) long, latent frames of this group.
-        audio_index: (n, w * K) long, frame t's window: audio tokens of latent frames max(t - padding, 0) ..
+        frames: (n,) long, positions among the query frames (`AudioWindows.frames`) of this group's frames.
+        audio_index: (n, w * K) long, latent frame t's window: audio tokens of latent frames max(t - padding, 0) ..
             min(t + padding, F - 1), indices into the F * K audio tokens.
     """
 
@@ -51,54 +53,64 @@ class WindowGroup:
 
 @dataclass(frozen=True)
 class AudioWindows:
-    """The audio window of every latent frame, grouped by window length (Kling-Avatar sec. 2.4).
+    """The audio window of every query frame, grouped by window length (Kling-Avatar sec. 2.4).
 
     Attributes:
-        grid: (F, Ht, Wt) the latent token grid.
+        grid: (F, Ht, Wt) the whole clip's latent token grid.
         audio_tokens_per_frame: K.
         padding: latent frames of slack on either side.
+        frames: (f,) long, the latent frames whose video tokens are the queries: all F of them, or, under context
+            parallelism, the consecutive frames this rank holds (`context_parallel.py`).
         groups: one per distinct window length (at most padding + 1 of them).
-        order: (F,) long, where latent frame t sits among the groups' frames laid end to end.
+        order: (f,) long, where query frame i sits among the groups' frames laid end to end.
     """
 
     grid: tuple[int, int, int]
     audio_tokens_per_frame: int
     padding: int
+    frames: torch.Tensor
     groups: tuple[WindowGroup, ...]
     order: torch.Tensor
 
 
-def audio_windows(grid: tuple[int, int, int], audio_tokens_per_frame: int, padding: int, device: Any) -> AudioWindows:
-    """Each latent frame's window of audio tokens, for `AudioWanTransformerBlock.audio_attention`.
+def audio_windows(
+    grid: tuple[int, int, int], audio_tokens_per_frame: int, padding: int, device: Any,
+    frames: torch.Tensor | None = None,
+) -> AudioWindows:  # fmt: skip
+    """Each query frame's window of audio tokens, for `AudioWanTransformerBlock.audio_attention`.
 
     Video token i (latent frame i // (Ht * Wt)) sees audio token j (latent frame j // K) iff the frames are at most
-    `padding` apart; windows are clipped to [0, F - 1], so the first and last `padding` frames have shorter ones.
+    `padding` apart; windows are clipped to the clip's [0, F - 1], so its first and last `padding` frames have
+    shorter ones, whichever rank holds them.
 
     Args:
-        grid: (F, Ht, Wt) the latent token grid.
+        grid: (F, Ht, Wt) the whole clip's latent token grid.
         audio_tokens_per_frame: K.
         padding: latent frames of slack on either side (>= 0).
         device: where the index tensors live (the model's).
+        frames: the latent frames whose tokens are the queries (default all F).
 
     Example:
         >>> [g.frames.tolist() for g in audio_windows((5, 2, 2), 4, 1, "cpu").groups]  # windows of 2, then 3 frames
         [[0, 4], [1, 2, 3]]
+        >>> [g.frames.tolist() for g in audio_windows((5, 2, 2), 4, 1, "cpu", torch.tensor([3, 4])).groups]
+        [[1], [0]]
     """
     if padding < 0:
         raise ValueError(f"padding must be >= 0, got {padding}")
     num_frames, tokens_per_frame = grid[0], audio_tokens_per_frame
-    frames = torch.arange(num_frames)
+    frames = torch.arange(num_frames) if frames is None else frames.detach().cpu()  # f, latent frame numbers
     starts = (frames - padding).clamp(min=0)  # f
     lengths = (frames + padding).clamp(max=num_frames - 1) - starts + 1  # f
-    groups, grouped_frames = [], []
+    groups, grouped = [], []
     for length in lengths.unique().tolist():  # at most padding + 1 lengths
-        members = frames[lengths == length]  # n
+        members = (lengths == length).nonzero().squeeze(1)  # n, positions among the query frames
         window_frames = starts[members, None] + torch.arange(length)  # n w
         audio_index = (window_frames[..., None] * tokens_per_frame + torch.arange(tokens_per_frame)).flatten(1)
         groups.append(WindowGroup(members.to(device), audio_index.to(device)))  # n, n (w k)
-        grouped_frames.append(members)
-    order = torch.cat(grouped_frames).argsort()  # f, inverts the groups' frame order
-    return AudioWindows(tuple(grid), tokens_per_frame, padding, tuple(groups), order.to(device))
+        grouped.append(members)
+    order = torch.cat(grouped).argsort()  # f, inverts the groups' frame order
+    return AudioWindows(tuple(grid), tokens_per_frame, padding, frames.to(device), tuple(groups), order.to(device))
 
 
 @dataclass(frozen=True)
@@ -108,7 +120,8 @@ class AudioInjection:
     Attributes:
         tokens: (B, N, F * K, D) each character's audio tokens.
         windows: each latent frame's audio window (`audio_windows`).
-        character_masks: (B, N, L) gates in [0, 1], or None for no gating (one character).
+        character_masks: (B, N, f * Ht * Wt) gates in [0, 1] over the query frames' tokens, or None for no gating
+            (one character).
         scale: multiplies the attention's output (inference-time audio boost).
     """
 
@@ -204,7 +217,7 @@ class AudioWanTransformerBlock(WanTransformerBlock):
         """
         windows = audio.windows
         batch, num_characters = audio.tokens.shape[:2]
-        num_frames, height, width = windows.grid
+        num_frames, (_, height, width) = windows.frames.shape[0], windows.grid  # this call's query frames
         norm_hidden_states = self.norm_audio(hidden_states.float()).type_as(hidden_states)
         queries = norm_hidden_states.unflatten(1, (num_frames, height * width))  # b f s d
         tokens = audio.tokens.to(hidden_states.dtype)  # b n (f k) d

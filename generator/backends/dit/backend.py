@@ -144,6 +144,10 @@ class DitBackend(Backend):
         first_block_cache: diffusers' First Block Cache threshold (e.g. 0.05): fewer block evaluations per step,
             at a quality cost to measure with the eval suite; off by default.
         attention_backend: a diffusers attention backend name ("flash", "sage", "_native_cudnn", "native").
+        context_parallel: "ulysses:N" or "ring:N" (or N, Ulysses): each clip's tokens split between N GPUs
+            (cuda:0..N-1 of the visible ones) by whole latent frames, through diffusers' context parallelism; this
+            process is rank 0 and starts the others (`context_parallel.py`). Ring needs attention_backend
+            _native_cudnn, flash or sage. Not with offload or first_block_cache; run it with the local executor.
     """
 
     name = "dit"
@@ -159,7 +163,7 @@ class DitBackend(Backend):
         sigmas: list[float] | None = None, transformer: str | None = None, preset: str = "auto",
         steps: int | dict[str, int] | None = None, guidance_scale: float | dict[str, float] | None = None,
         shift: float | None = None, lora: str | list[str] | None = None, motion_frames: int = 5,
-        first_block_cache: float | None = None,
+        first_block_cache: float | None = None, context_parallel: str | int | None = None,
     ) -> None:  # fmt: skip
         if weights is None and not tiny:
             raise ConfigError(
@@ -195,6 +199,9 @@ class DitBackend(Backend):
         preset = ("plan" if tiny else "base") if preset == "auto" else preset
         resolve_sampling(preset, steps=steps, guidance_scale=guidance_scale, sigmas=sigmas, shift=shift)  # checks
         parse_lora_specs(lora)  # checks the files now, not after the plan has started
+        if context_parallel is not None:
+            self._check_context_parallel(context_parallel, device, dtype, offload, first_block_cache,
+                                         attention_backend)  # fmt: skip
         if motion_frames < 1:
             raise ConfigError("backend 'dit' option motion_frames", f"must be >= 1, not {motion_frames}",
                               "Use 5 (Wan's first two latent frames).")  # fmt: skip
@@ -210,12 +217,38 @@ class DitBackend(Backend):
             "guidance_scale": guidance_scale, "shift": shift, "motion_frames": int(motion_frames),
             "lora": [lora] if isinstance(lora, str) else lora,
             "first_block_cache": None if first_block_cache is None else float(first_block_cache),
+            "context_parallel": None if context_parallel is None else str(context_parallel),
         }  # fmt: skip
+        self._group: Any = None  # the other ranks, under context parallelism
         self._pipeline: DitPipeline | None = None
         self._checked = False  # the memory preflight ran
 
     def config(self) -> dict[str, Any]:
         return dict(self._options)
+
+    @staticmethod
+    def _check_context_parallel(value: str | int, device: str, dtype: str, offload: str,
+                                first_block_cache: float | None, attention_backend: str | None) -> None:  # fmt: skip
+        import torch
+
+        from codirector.generator.backends.dit.context_parallel import ContextParallelSpec
+
+        spec = ContextParallelSpec.parse(value)
+        if device not in ("auto", "cuda", "cuda:0", "cpu"):
+            raise ConfigError("backend 'dit' option context_parallel", f"runs ranks on cuda:0..{spec.degree - 1}, "
+                              f"not device={device}", "Choose the GPUs with CUDA_VISIBLE_DEVICES and use "
+                              "device=auto.")  # fmt: skip
+        if offload != "none" or first_block_cache is not None:
+            # offload moves a rank's weights under it; the cache would let ranks skip different steps and deadlock
+            raise ConfigError("backend 'dit' option context_parallel", "does not combine with offload or "
+                              "first_block_cache", "Drop offload= and first_block_cache=; each GPU holds the whole "
+                              "transformer and a 1/N share of the tokens.")  # fmt: skip
+        spec.check(torch.device(_Placement.resolve(device, dtype).device), attention_backend)
+
+    def close(self) -> None:
+        """Stop the other context-parallel ranks, if any (also done when the backend is collected or at exit)."""
+        if self._group is not None:
+            self._group.close()
 
     def report(self) -> dict[str, Any]:
         """What this backend will do with the audio and the weights (for the manifest), without loading them."""
@@ -283,8 +316,15 @@ class DitBackend(Backend):
             vae_tiling=height * width >= TILING_FROM_PIXELS if tiling is None else tiling,
             adapter_config=read_adapter_config(adapter) if adapter else {"with_audio": False},
             accelerator_budget_bytes=None if budget is None else int(budget * 1e9),
+            context_parallel=self._context_parallel_degree(),
         )  # fmt: skip
         self._checked = True
+
+    def _context_parallel_degree(self) -> int:
+        from codirector.generator.backends.dit.context_parallel import ContextParallelSpec
+
+        value = self._options["context_parallel"]
+        return 1 if value is None else ContextParallelSpec.parse(value).degree
 
     def _vae_tiling(self) -> bool | None:
         """auto (None): the pipeline tiles each VAE call at 720p and above, where an untiled decode needs tens of GB."""
@@ -292,12 +332,36 @@ class DitBackend(Backend):
         return None if setting == "auto" else setting == "true"
 
     def _build(self, height: int, width: int) -> DitPipeline:
+        options = self._options
+        if options["context_parallel"] is None:
+            return self._load(height, width)
+        import functools
+        import weakref
+
+        import torch
+
+        from codirector.generator.backends.dit.context_parallel import ContextParallelGroup, ContextParallelSpec
+
+        device = torch.device(_Placement.resolve(options["device"], options["dtype"]).device)
+        rank_options = {**options, "context_parallel": None}
+        # the other ranks start loading now, beside this one
+        self._group = ContextParallelGroup(
+            ContextParallelSpec.parse(options["context_parallel"]),
+            torch.device(device.type, 0) if device.type == "cuda" else device,
+            functools.partial(_rank_transformers, rank_options, height, width),
+        )
+        weakref.finalize(self, self._group.close)
+        pipeline = self._load(height, width)
+        self._group.attach(_transformers(pipeline))
+        return pipeline
+
+    def _load(self, height: int, width: int, device: str | None = None) -> DitPipeline:
         import torch
 
         from codirector.generator.backends.dit.pipeline import DitPipeline
 
         options = self._options
-        placement = _Placement.resolve(options["device"], options["dtype"])
+        placement = _Placement.resolve(device or options["device"], options["dtype"])
         dtype = getattr(torch, placement.dtype)
         from codirector.generator.backends.dit.lora import parse_lora_specs
 
@@ -321,9 +385,8 @@ class DitBackend(Backend):
         else:
             logger.warning("dit: %s", pipeline.audio.describe())
         if options["attention_backend"]:
-            for model in (pipeline.transformer, pipeline.transformer_2):
-                if model is not None:
-                    model.set_attention_backend(options["attention_backend"])
+            for model in _transformers(pipeline):
+                model.set_attention_backend(options["attention_backend"])
         if options["compile"]:
             pipeline.transformer.compile()
         return pipeline
@@ -480,3 +543,19 @@ class DitBackend(Backend):
             c.id: np.clip(_resize(mask.astype(np.float32), width, height), 0.0, 1.0)
             for c, mask in zip(request.characters, masks, strict=True)
         }
+
+
+def _transformers(pipeline: DitPipeline) -> list[Any]:
+    """The pipeline's transformer(s), in the order every context-parallel rank holds them."""
+    return [model for model in (pipeline.transformer, pipeline.transformer_2) if model is not None]
+
+
+def _rank_transformers(options: dict[str, Any], height: int, width: int, device: Any) -> list[Any]:
+    """A context-parallel rank r > 0: the transformer(s) rank 0 has, built by the same code from the same options
+    on `device`; the rest of the pipeline (VAE, encoders) is dropped, since rank 0 alone encodes and decodes."""
+    import torch
+
+    transformers = _transformers(DitBackend(**options)._load(height, width, device=str(device)))
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return transformers

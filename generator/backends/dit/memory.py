@@ -196,14 +196,15 @@ def _block_parameters(config: Mapping[str, Any]) -> int:
 
 
 def transformer_working_bytes(
-    config: Mapping[str, Any], *, height: int, width: int, num_frames: int, dtype_bytes: int
+    config: Mapping[str, Any], *, height: int, width: int, num_frames: int, dtype_bytes: int, context_parallel: int = 1
 ) -> int:
     """Accelerator bytes one transformer forward needs beyond its weights (module docstring formula, safety
-    factor not applied)."""
+    factor not applied), on each of `context_parallel` ranks that share the clip's tokens by latent frames."""
     c = _transformer_settings(config)
     b, dim, head_dim = dtype_bytes, c["num_attention_heads"] * c["attention_head_dim"], c["attention_head_dim"]
     latent_frames, latent_h, latent_w = (num_frames - 1) // 4 + 1, height // 8, width // 8
-    tokens = latent_frames * (latent_h // c["patch_size"][1]) * (latent_w // c["patch_size"][2])
+    # a rank holds its share of the frames (Ulysses swaps tokens for heads: the same share of q, k, v)
+    tokens = -(-latent_frames // context_parallel) * (latent_h // c["patch_size"][1]) * (latent_w // c["patch_size"][2])
     block = tokens * max(8 * dim * b + 3 * FLOAT32 * dim, 2 * dim * b + 2 * c["ffn_dim"] * b + FLOAT32 * dim)
     image_tokens = 0 if c["image_dim"] is None else IMAGE_TOKENS * (2 if c["pos_embed_seq_len"] else 1)
     context = (TEXT_TOKENS + image_tokens) * dim * b * 3 + TEXT_TOKENS * c["text_dim"] * b
@@ -282,12 +283,14 @@ class MemoryEstimate:
     host_bytes: int
     parameters: Mapping[str, int]
     transformer_config: Mapping[str, Any]
+    context_parallel: int = 1
 
     def with_options(self, *, offload: Offload, vae_tiling: bool) -> MemoryEstimate:
         """The same checkpoint and clip under another offload mode or tiling."""
         return estimate_memory(
             self.parameters, dtype_bytes=self.dtype_bytes, offload=offload, height=self.height, width=self.width,
             num_frames=self.num_frames, vae_tiling=vae_tiling, transformer_config=self.transformer_config,
+            context_parallel=self.context_parallel,
         )  # fmt: skip
 
 
@@ -301,6 +304,7 @@ def estimate_memory(
     num_frames: int,
     vae_tiling: bool,
     transformer_config: Mapping[str, Any],
+    context_parallel: int = 1,
 ) -> MemoryEstimate:
     """Estimate the peak accelerator and host memory of generating one clip (formulas: module docstring).
 
@@ -311,6 +315,8 @@ def estimate_memory(
         height, width: the clip's size in pixels (multiples of 16); num_frames: 4k + 1.
         vae_tiling: decode (and encode) with diffusers' VAE tiling.
         transformer_config: the transformer's config.json (with the adapter's audio config merged in).
+        context_parallel: ranks sharing each clip's tokens (`context_parallel.py`); the accelerator figures are
+            rank 0's (it also runs the VAE and encoders), the host figure covers every rank's copy of the weights.
 
     Example:
         >>> from codirector.generator.backends.dit.published import published_configs, write_config_folder
@@ -329,7 +335,8 @@ def estimate_memory(
                          f"{height}x{width}, {num_frames} frames")  # fmt: skip
     size = dict(height=height, width=width, num_frames=num_frames)
     transformers = [name for name in ("transformer", "transformer_2") if name in parameters]
-    transformer_working = transformer_working_bytes(transformer_config, **size, dtype_bytes=dtype_bytes)
+    transformer_working = transformer_working_bytes(transformer_config, **size, dtype_bytes=dtype_bytes,
+                                                    context_parallel=context_parallel)  # fmt: skip
     working = dict.fromkeys(transformers, int(SAFETY_FACTOR * transformer_working))
     working["vae"] = int(SAFETY_FACTOR * vae_working_bytes(**size, tiling=vae_tiling))
     working["text_encoder"] = int(SAFETY_FACTOR * _encoder_working_bytes(_TEXT_ENCODER, TEXT_TOKENS, dtype_bytes))
@@ -371,8 +378,8 @@ def estimate_memory(
     return MemoryEstimate(
         components=rows, offload=offload, height=height, width=width, num_frames=num_frames, vae_tiling=vae_tiling,
         dtype_bytes=dtype_bytes, peak_accelerator_bytes=peak + ACCELERATOR_RESERVE_BYTES, peak_phase=peak_phase,
-        host_bytes=sum(weights.values()) + 2 * video + HOST_RESERVE_BYTES,
-        parameters=dict(parameters), transformer_config=dict(transformer_config),
+        host_bytes=context_parallel * sum(weights.values()) + 2 * video + HOST_RESERVE_BYTES,
+        parameters=dict(parameters), transformer_config=dict(transformer_config), context_parallel=context_parallel,
     )  # fmt: skip
 
 
@@ -388,7 +395,9 @@ def format_table(estimate: MemoryEstimate) -> str:
     dtype = {1: "8-bit", 2: "16-bit", 4: "float32"}
     lines = [
         f"dit memory, {estimate.width}x{estimate.height}, {estimate.num_frames} frames, offload={estimate.offload}, "
-        f"VAE tiling {'on' if estimate.vae_tiling else 'off'} (GB = 10^9 bytes)",
+        f"VAE tiling {'on' if estimate.vae_tiling else 'off'}"
+        + (f", rank 0 of {estimate.context_parallel} context-parallel ranks" if estimate.context_parallel > 1 else "")
+        + " (GB = 10^9 bytes)",
         f"{'component':<14} {'params (B)':>10} {'dtype':>8} {'weights GB':>10} {'working GB':>10}  placement",
     ]
     for row in estimate.components:
@@ -462,6 +471,7 @@ def available_memory(device: str) -> tuple[int | None, int | None]:
 def preflight(
     root: str | Path, *, device: str, dtype_bytes: int, offload: Offload, height: int, width: int, num_frames: int,
     vae_tiling: bool, adapter_config: Mapping[str, Any] | None = None, accelerator_budget_bytes: int | None = None,
+    context_parallel: int = 1,
 ) -> MemoryEstimate:  # fmt: skip
     """Estimate a folder's memory for one clip, log the table, and refuse (ConfigError) before anything loads if
     it does not fit this machine (or `accelerator_budget_bytes`, when given, in place of the GPU's free memory).
@@ -471,7 +481,8 @@ def preflight(
     counts = component_parameters(root, adapter_config)
     config = {**read_json(root / "transformer" / "config.json", f"dit weights {root}"), **(adapter_config or {})}
     estimate = estimate_memory(counts, dtype_bytes=dtype_bytes, offload=offload, height=height, width=width,
-                               num_frames=num_frames, vae_tiling=vae_tiling, transformer_config=config)  # fmt: skip
+                               num_frames=num_frames, vae_tiling=vae_tiling, transformer_config=config,
+                               context_parallel=context_parallel)  # fmt: skip
     logger.info("%s", format_table(estimate))
     accelerator, host = available_memory(device)
     if accelerator_budget_bytes is not None:

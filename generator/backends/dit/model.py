@@ -37,6 +37,12 @@ from codirector.generator.backends.dit.audio_attention import (
     AudioWanTransformerBlock,
     audio_windows,
 )
+from codirector.generator.backends.dit.context_parallel import (
+    CONTEXT_PARALLEL_PLAN,
+    FrameGather,
+    FrameSplit,
+    gather_frames,
+)
 from codirector.generator.backends.dit.multi_character import CharacterMaskHead
 
 __all__ = [
@@ -105,6 +111,8 @@ class AudioWanTransformer3DModel(WanTransformer3DModel):
     _no_split_modules: ClassVar[list[str]] = ["AudioWanTransformerBlock"]
     _repeated_blocks: ClassVar[list[str]] = ["AudioWanTransformerBlock"]
     _keep_in_fp32_modules: ClassVar[list[str]] = [*WanTransformer3DModel._keep_in_fp32_modules, "norm_audio"]
+    # split between latent frames, not anywhere in the sequence as Wan's plan does (context_parallel.py)
+    _cp_plan: ClassVar[dict[str, Any]] = CONTEXT_PARALLEL_PLAN
 
     @register_to_config
     def __init__(
@@ -163,6 +171,7 @@ class AudioWanTransformer3DModel(WanTransformer3DModel):
         self.mask_heads = nn.ModuleDict(
             {str(i): CharacterMaskHead(inner_dim, identity_dim, mask_head_num_heads, eps) for i in sorted(mask_layers)}
         )
+        self.frame_split, self.frame_gather = FrameSplit(), FrameGather()  # no weights: context parallel's cut points
 
     # --- loading ----------------------------------------------------------------------------------------------
 
@@ -373,16 +382,27 @@ class AudioWanTransformer3DModel(WanTransformer3DModel):
         last_block: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The blocks with audio and mask heads; returns tokens (B, L, D) and mask logits (B, N, L) or None."""
-        encoder_hidden_states, timestep_proj, rotary_emb = context
+        encoder_hidden_states, timestep_proj, (cos, sin) = context
+        num_frames, tokens_per_frame = grid[0], grid[1] * grid[2]
+        # Context parallelism splits here, between latent frames (identity otherwise); frames: this rank's ones.
+        hidden_states, cos, sin, frames = self.frame_split(
+            hidden_states.unflatten(1, (num_frames, tokens_per_frame)),
+            cos.unflatten(1, (num_frames, tokens_per_frame)).squeeze(3),
+            sin.unflatten(1, (num_frames, tokens_per_frame)).squeeze(3),
+            torch.arange(num_frames),
+        )  # b f s d, 1 f s h, 1 f s h, f
+        hidden_states = hidden_states.flatten(1, 2)  # b l d, this rank's l
+        rotary_emb = (cos.flatten(1, 2).unsqueeze(2), sin.flatten(1, 2).unsqueeze(2))  # 1 l 1 h
         audio_tokens = windows = identity_tokens = logits = None
         if audio_features is not None:
-            audio_tokens = self.audio_projector(audio_features).flatten(2, 3)  # b n (f k) d
-            windows = audio_windows(
-                grid, self.config.audio_tokens_per_frame, self.config.audio_window_padding, hidden_states.device
-            )
+            audio_tokens = self.audio_projector(audio_features).flatten(2, 3)  # b n (f k) d, every frame's
+            windows = audio_windows(grid, self.config.audio_tokens_per_frame, self.config.audio_window_padding,
+                                    hidden_states.device, frames)  # fmt: skip
         if reference_latents is not None:
             identity_tokens = self.embed_references(reference_latents)  # b n r d
-        gates = None if character_masks is None else character_masks.flatten(2)  # b n l
+        gates = None
+        if character_masks is not None:
+            gates = character_masks.flatten(3)[:, :, frames.to(character_masks.device)].flatten(2)  # b n l
         num_logits = 0
         for index, block in enumerate(self.blocks):
             injection = None
@@ -403,7 +423,13 @@ class AudioWanTransformer3DModel(WanTransformer3DModel):
                     gates = torch.sigmoid(logits / num_logits)
             if index == last_block:
                 break
-        return hidden_states, None if logits is None else logits / num_logits
+        parallel = self._parallel_config
+        hidden_states = hidden_states.unflatten(1, (-1, tokens_per_frame))  # b f s d
+        hidden_states = gather_frames(self.frame_gather, hidden_states, num_frames, parallel).flatten(1, 2)
+        if logits is not None:  # b n l -> b f n s for the gather along frames, and back
+            logits = logits.unflatten(2, (-1, tokens_per_frame)).transpose(1, 2) / num_logits
+            logits = gather_frames(self.frame_gather, logits, num_frames, parallel).transpose(1, 2).flatten(2)
+        return hidden_states, logits
 
     @apply_lora_scale("attention_kwargs")
     def forward(
