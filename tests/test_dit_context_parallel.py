@@ -22,6 +22,7 @@ from codirector.errors import ConfigError  # noqa: E402
 from codirector.generator.backends.dit.audio_attention import audio_windows  # noqa: E402
 from codirector.generator.backends.dit.context_parallel import (  # noqa: E402
     ContextParallelSpec,
+    _free_port,
     enable_context_parallel,
 )
 from codirector.generator.backends.dit.model import AudioWanTransformer3DModel, tiny_config  # noqa: E402
@@ -62,14 +63,6 @@ def _rank(rank: int, world_size: int, port: int, num_frames: int, queue: Any) ->
         queue.put((rank, seen[0], output.numpy()))
     finally:
         torch.distributed.destroy_process_group()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_frames_split_unevenly_between_two_ranks_give_the_single_process_output() -> None:

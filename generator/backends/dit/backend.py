@@ -199,9 +199,10 @@ class DitBackend(Backend):
         preset = ("plan" if tiny else "base") if preset == "auto" else preset
         resolve_sampling(preset, steps=steps, guidance_scale=guidance_scale, sigmas=sigmas, shift=shift)  # checks
         parse_lora_specs(lora)  # checks the files now, not after the plan has started
+        self._context_parallel = None  # ContextParallelSpec
         if context_parallel is not None:
-            self._check_context_parallel(context_parallel, device, dtype, offload, first_block_cache,
-                                         attention_backend)  # fmt: skip
+            self._context_parallel = self._check_context_parallel(context_parallel, device, dtype, offload,
+                                                                  first_block_cache, attention_backend)  # fmt: skip
         if motion_frames < 1:
             raise ConfigError("backend 'dit' option motion_frames", f"must be >= 1, not {motion_frames}",
                               "Use 5 (Wan's first two latent frames).")  # fmt: skip
@@ -228,7 +229,7 @@ class DitBackend(Backend):
 
     @staticmethod
     def _check_context_parallel(value: str | int, device: str, dtype: str, offload: str,
-                                first_block_cache: float | None, attention_backend: str | None) -> None:  # fmt: skip
+                                first_block_cache: float | None, attention_backend: str | None) -> Any:  # fmt: skip
         import torch
 
         from codirector.generator.backends.dit.context_parallel import ContextParallelSpec
@@ -244,6 +245,7 @@ class DitBackend(Backend):
                               "first_block_cache", "Drop offload= and first_block_cache=; each GPU holds the whole "
                               "transformer and a 1/N share of the tokens.")  # fmt: skip
         spec.check(torch.device(_Placement.resolve(device, dtype).device), attention_backend)
+        return spec
 
     def close(self) -> None:
         """Stop the other context-parallel ranks, if any (also done when the backend is collected or at exit)."""
@@ -316,15 +318,9 @@ class DitBackend(Backend):
             vae_tiling=height * width >= TILING_FROM_PIXELS if tiling is None else tiling,
             adapter_config=read_adapter_config(adapter) if adapter else {"with_audio": False},
             accelerator_budget_bytes=None if budget is None else int(budget * 1e9),
-            context_parallel=self._context_parallel_degree(),
+            context_parallel=1 if self._context_parallel is None else self._context_parallel.degree,
         )  # fmt: skip
         self._checked = True
-
-    def _context_parallel_degree(self) -> int:
-        from codirector.generator.backends.dit.context_parallel import ContextParallelSpec
-
-        value = self._options["context_parallel"]
-        return 1 if value is None else ContextParallelSpec.parse(value).degree
 
     def _vae_tiling(self) -> bool | None:
         """auto (None): the pipeline tiles each VAE call at 720p and above, where an untiled decode needs tens of GB."""
@@ -332,27 +328,25 @@ class DitBackend(Backend):
         return None if setting == "auto" else setting == "true"
 
     def _build(self, height: int, width: int) -> DitPipeline:
-        options = self._options
-        if options["context_parallel"] is None:
+        # once, here: the other context-parallel ranks load through `_load` and hold a share of this clip
+        self._preflight(height, width)
+        if self._context_parallel is None:
             return self._load(height, width)
         import functools
         import weakref
 
-        import torch
+        from codirector.generator.backends.dit.context_parallel import ContextParallelGroup
 
-        from codirector.generator.backends.dit.context_parallel import ContextParallelGroup, ContextParallelSpec
-
-        device = torch.device(_Placement.resolve(options["device"], options["dtype"]).device)
+        options = self._options
+        device_type = _Placement.resolve(options["device"], options["dtype"]).device.split(":")[0]
         rank_options = {**options, "context_parallel": None}
         # the other ranks start loading now, beside this one
         self._group = ContextParallelGroup(
-            ContextParallelSpec.parse(options["context_parallel"]),
-            torch.device(device.type, 0) if device.type == "cuda" else device,
-            functools.partial(_rank_transformers, rank_options, height, width),
+            self._context_parallel, device_type, functools.partial(_rank_transformers, rank_options, height, width)
         )
         weakref.finalize(self, self._group.close)
         pipeline = self._load(height, width)
-        self._group.attach(_transformers(pipeline))
+        self._group.attach(pipeline.transformers)
         return pipeline
 
     def _load(self, height: int, width: int, device: str | None = None) -> DitPipeline:
@@ -376,7 +370,6 @@ class DitBackend(Backend):
             from codirector.generator.backends.dit.checkpoint import WanCheckpoint
 
             checkpoint = WanCheckpoint.open(options["weights"], options["transformer"])
-            self._preflight(height, width)
             pipeline = DitPipeline.from_pretrained(checkpoint, adapter=options["adapter"],
                                                    audio_encoder=options["audio_encoder"], dtype=dtype,
                                                    **common)  # fmt: skip
@@ -385,7 +378,7 @@ class DitBackend(Backend):
         else:
             logger.warning("dit: %s", pipeline.audio.describe())
         if options["attention_backend"]:
-            for model in _transformers(pipeline):
+            for model in pipeline.transformers:
                 model.set_attention_backend(options["attention_backend"])
         if options["compile"]:
             pipeline.transformer.compile()
@@ -545,17 +538,12 @@ class DitBackend(Backend):
         }
 
 
-def _transformers(pipeline: DitPipeline) -> list[Any]:
-    """The pipeline's transformer(s), in the order every context-parallel rank holds them."""
-    return [model for model in (pipeline.transformer, pipeline.transformer_2) if model is not None]
-
-
 def _rank_transformers(options: dict[str, Any], height: int, width: int, device: Any) -> list[Any]:
     """A context-parallel rank r > 0: the transformer(s) rank 0 has, built by the same code from the same options
     on `device`; the rest of the pipeline (VAE, encoders) is dropped, since rank 0 alone encodes and decodes."""
     import torch
 
-    transformers = _transformers(DitBackend(**options)._load(height, width, device=str(device)))
+    transformers = DitBackend(**options)._load(height, width, device=str(device)).transformers
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return transformers

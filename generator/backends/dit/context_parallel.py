@@ -24,6 +24,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 import torch
+from accelerate.utils import send_to_device
 from diffusers.hooks import HookRegistry, ModelHook
 from diffusers.models._modeling_parallel import ContextParallelConfig, ContextParallelInput, ContextParallelOutput
 from torch import nn
@@ -154,16 +155,6 @@ def enable_context_parallel(models: Sequence[nn.Module], spec: ContextParallelSp
             model.enable_parallelism(config=spec.config(), cp_plan=CONTEXT_PARALLEL_PLAN)
 
 
-def _move(value: Any, device: torch.device | str) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.to(device)
-    if isinstance(value, (list, tuple)):
-        return type(value)(_move(item, device) for item in value)
-    if isinstance(value, dict):
-        return {key: _move(item, device) for key, item in value.items()}
-    return value
-
-
 class _Mirror(ModelHook):
     """On rank 0: before each forward pass, send its arguments to the other ranks, which run the same pass."""
 
@@ -172,7 +163,8 @@ class _Mirror(ModelHook):
         self.group, self.index = group, index
 
     def pre_forward(self, module: nn.Module, *args: Any, **kwargs: Any) -> tuple[tuple, dict]:
-        self.group.broadcast((self.index, _move(args, "cpu"), _move(kwargs, "cpu")))
+        # on the CPU: a CUDA tensor would be unpickled onto rank 0's GPU on every rank
+        self.group.broadcast((self.index, send_to_device(args, "cpu"), send_to_device(kwargs, "cpu")))
         return args, kwargs
 
 
@@ -210,7 +202,7 @@ def _follow(rank: int, world_size: int, port: int, spec: ContextParallelSpec, de
                 break
             index, args, kwargs = message[0]
             with torch.no_grad():
-                models[index](*_move(args, device), **_move(kwargs, device))
+                models[index](*send_to_device(args, device), **send_to_device(kwargs, device))
     finally:
         torch.distributed.destroy_process_group()
 
@@ -219,26 +211,26 @@ class ContextParallelGroup:
     """Rank 0 here, ranks 1..n-1 in spawned processes; `attach` makes the models' passes run on all of them.
 
     Args:
-        spec: ring or Ulysses over `spec.degree` devices (cuda:0..n-1 of the visible ones, or n CPU processes).
-        device: rank 0's device (cuda:0, or the CPU).
+        spec: ring or Ulysses over `spec.degree` devices.
+        device_type: "cuda" (rank r on cuda:r of the visible GPUs) or "cpu" (n CPU processes, gloo).
         build: picklable; builds the same transformer(s), in the same order, on a given device (the other ranks).
     """
 
-    def __init__(self, spec: ContextParallelSpec, device: torch.device,
+    def __init__(self, spec: ContextParallelSpec, device_type: str,
                  build: Callable[[torch.device], Sequence[nn.Module]]) -> None:  # fmt: skip
         if torch.distributed.is_initialized():
             raise ConfigError("backend 'dit' option context_parallel", "torch.distributed is already initialised in "
                               "this process", "Run codirector as one process; it starts the other ranks "
                               "itself.")  # fmt: skip
-        self.spec, self.device = spec, device
+        self.spec, self.device = spec, _device(device_type, 0)
         port = _free_port()
         context = torch.multiprocessing.get_context("spawn")
-        arguments = [(rank, spec.degree, port, spec, device.type, build) for rank in range(1, spec.degree)]
+        arguments = [(rank, spec.degree, port, spec, device_type, build) for rank in range(1, spec.degree)]
         self._processes = [context.Process(target=_follow, args=args, name=f"codirector-cp-rank{args[0]}")
                            for args in arguments]  # fmt: skip
         for process in self._processes:
             process.start()
-        _init(0, spec.degree, port, device)
+        _init(0, spec.degree, port, self.device)
         self._open = True
         logger.info("dit: context parallelism, %s attention over %d ranks", spec.kind, spec.degree)
 

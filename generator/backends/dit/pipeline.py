@@ -159,11 +159,10 @@ class DitPipeline:
         self.boundary_ratio = components.boundary_ratio
         self.transformer: AudioWanTransformer3DModel = self._as_dtype(components.transformer)
         self.transformer_2 = None if components.transformer_2 is None else self._as_dtype(components.transformer_2)
-        self.loras = load_loras([m for m in (self.transformer, self.transformer_2) if m is not None], list(loras))
+        self.loras = load_loras(self.transformers, list(loras))
         self.first_block_cache = first_block_cache
         if first_block_cache is not None:
-            enable_first_block_cache([m for m in (self.transformer, self.transformer_2) if m is not None],
-                                     first_block_cache)  # fmt: skip
+            enable_first_block_cache(self.transformers, first_block_cache)
         self.vae = components.vae.eval()
         self.vae_tiling = vae_tiling
         if vae_tiling is not False:
@@ -191,6 +190,11 @@ class DitPipeline:
             )  # fmt: skip
         self._place(components)
 
+    @property
+    def transformers(self) -> list[AudioWanTransformer3DModel]:
+        """The transformer, then Wan2.2's second expert if there is one."""
+        return [model for model in (self.transformer, self.transformer_2) if model is not None]
+
     def _as_dtype(self, transformer: AudioWanTransformer3DModel) -> AudioWanTransformer3DModel:
         # from_pretrained(torch_dtype=...) keeps the fp32 norms; a model built in float32 is cast here
         if self.dtype != torch.float32 and transformer.dtype == torch.float32:
@@ -204,7 +208,7 @@ class DitPipeline:
         from accelerate import cpu_offload_with_hook
 
         cpu = torch.device("cpu")
-        transformers = [m for m in (self.transformer, self.transformer_2) if m is not None]
+        transformers = self.transformers
         resident: list[torch.nn.Module] = []
         hooked: dict[str, torch.nn.Module] = {"text_encoder": self.text_encoder.model}
         if self.image_encoder is not None:
@@ -545,7 +549,6 @@ class DitPipeline:
             )  # fmt: skip
             latents = scheduler.step(prediction, timestep, latents, return_dict=False)[0]
         if self.first_block_cache is not None:  # a cache belongs to one clip's trajectory
-            for model in (self.transformer, self.transformer_2):
-                if model is not None:
-                    model._reset_stateful_cache()
+            for model in self.transformers:
+                model._reset_stateful_cache()
         return self.decode(latents)
